@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from labeling.api import api
+from labeling.views import annotate, projects
+
+urlpatterns = [
+    path("", projects.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("p/<slug:slug>/", projects.overview, name="project_overview"),
+    path("p/<slug:slug>/annotate/", annotate.annotate, name="annotate"),
+    path("p/<slug:slug>/annotate/<str:assignment_id>/judge/", annotate.judge, name="judge"),
+    path("p/<slug:slug>/annotate/<str:assignment_id>/skip/", annotate.skip, name="skip"),
+    path("admin/", admin.site.urls),
+    path("api/", api.urls),
+]

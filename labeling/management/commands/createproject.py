@@ -1,0 +1,39 @@
+from pathlib import Path
+
+from labeling.management.commands._base import ServiceCommand
+from labeling.models import Project
+from labeling.services.errors import InvalidInput
+from labeling.services.projects import project_create
+
+
+class Command(ServiceCommand):
+    help = "Create a labeling project."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument("--title", default="")
+        parser.add_argument("--mode", choices=Project.Mode.values, default=Project.Mode.PAIRWISE)
+        parser.add_argument("--overlap", type=int, default=1, help="Judgments wanted per item (default 1).")
+        parser.add_argument("--guidelines", type=Path, help="A markdown file with the annotation guidelines.")
+        parser.add_argument("--lease-seconds", type=int, help="How long an item stays leased to one annotator.")
+        parser.add_argument("--order", choices=Project.Order.values, default=Project.Order.DEPTH_FIRST)
+        parser.add_argument("--license", default="cc-by-4.0", help="License of the exported data.")
+
+    def run(self, *args, **options):
+        guidelines = ""
+        if options["guidelines"]:
+            try:
+                guidelines = options["guidelines"].read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                raise InvalidInput(f"Cannot read guidelines file '{options['guidelines']}': {error}") from None
+        project = project_create(
+            slug=options["slug"],
+            title=options["title"],
+            mode=options["mode"],
+            overlap=options["overlap"],
+            guidelines=guidelines,
+            lease_seconds=options["lease_seconds"],
+            order=options["order"],
+            license=options["license"],
+        )
+        self.stdout.write(f"Created project '{project.slug}' ({project.mode}, overlap {project.overlap}).")

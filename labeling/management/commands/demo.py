@@ -1,0 +1,42 @@
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+
+from labeling.management.commands._base import ServiceCommand
+from labeling.models import Membership, Project
+from labeling.services.importing import items_import
+from labeling.services.projects import membership_add, project_create
+
+DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
+SLUG = "demo"
+# Demo accounts for a local trial on 127.0.0.1; never use them on a server.
+ACCOUNTS = (
+    ("manager", "demo-manager-pass", Membership.Role.MANAGER),
+    ("alice", "demo-alice-pass", Membership.Role.ANNOTATOR),
+    ("bob", "demo-bob-pass", Membership.Role.ANNOTATOR),
+)
+
+
+class Command(ServiceCommand):
+    help = "Load the demo project (32 prompt/response pairs) and print the demo accounts. Safe to run again."
+
+    def run(self, *args, **options):
+        project = Project.objects.filter(slug=SLUG).first()
+        if project is None:
+            project = project_create(
+                slug=SLUG,
+                title="Demo: which answer is better?",
+                overlap=2,
+                guidelines=(DEMO_DIR / "guidelines.md").read_text(encoding="utf-8"),
+            )
+            self.stdout.write(f"Created project '{SLUG}'.")
+        report = items_import(project=project, path=DEMO_DIR / "demo_items.jsonl")
+        self.stdout.write(f"Demo items: {report.imported} new, {report.skipped_existing} already there.")
+        User = get_user_model()
+        for username, password, role in ACCOUNTS:
+            # Keep a password someone changed: only new accounts get the demo one.
+            fresh = not User.objects.filter(username=username).exists()
+            membership_add(project=project, username=username, role=role, create=True, password=password if fresh else None)
+        self.stdout.write("\nDemo accounts (log in at http://127.0.0.1:8000/):")
+        for username, password, role in ACCOUNTS:
+            self.stdout.write(f"  {username:8} password: {password:20} ({role})")

@@ -1,0 +1,192 @@
+"""Data and invariants. Workflows live in labeling/services/, not here."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Project(models.Model):
+    class Mode(models.TextChoices):
+        PAIRWISE = "pairwise", "Pairwise (A / B / tie)"
+        RANKING = "ranking", "Ranking (K responses)"
+
+    class Order(models.TextChoices):
+        DEPTH_FIRST = "depth-first", "Depth-first: finish items before opening new ones"
+        BREADTH_FIRST = "breadth-first", "Breadth-first: spread votes over items"
+
+    slug = models.SlugField(max_length=64, unique=True)
+    title = models.CharField(max_length=200)
+    guidelines = models.TextField(blank=True, default="")
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.PAIRWISE)
+    overlap = models.PositiveSmallIntegerField(default=1, help_text="Judgments wanted per item.")
+    lease_seconds = models.PositiveIntegerField(default=1800)
+    order = models.CharField(max_length=16, choices=Order.choices, default=Order.DEPTH_FIRST)
+    show_model_names = models.BooleanField(default=False)
+    license = models.CharField(max_length=64, default="cc-by-4.0")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_positive")]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        ANNOTATOR = "annotator", "Annotator"
+        MANAGER = "manager", "Manager"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} ({self.role})"
+
+
+class Item(models.Model):
+    """One prompt with 2..8 responses.
+
+    `votes` (submitted judgments) and `filled` (judgments plus live leases) are
+    counters kept by the assignment service so that finding work never counts rows.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    external_id = models.CharField(max_length=200)
+    prompt = models.JSONField(help_text="A list of {role, content} messages ending with a user turn.")
+    metadata = models.JSONField(default=dict, blank=True)
+    reference = models.JSONField(
+        null=True, blank=True, help_text="Hidden imported preference: a ranking of response positions."
+    )
+    is_gold = models.BooleanField(default=False)
+    gold_answer = models.JSONField(null=True, blank=True)
+    priority = models.IntegerField(default=0)
+    target = models.PositiveSmallIntegerField(default=1, help_text="Judgments this item should collect.")
+    votes = models.PositiveIntegerField(default=0)
+    filled = models.PositiveIntegerField(default=0)
+    is_complete = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "external_id"], name="item_external_id_unique")]
+        indexes = [
+            models.Index(
+                fields=["project", "-priority", "-filled", "id"],
+                condition=Q(is_complete=False),
+                name="item_open_depth_first",
+            ),
+            models.Index(
+                fields=["project", "-priority", "filled", "id"],
+                condition=Q(is_complete=False),
+                name="item_open_breadth_first",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project.slug}/{self.external_id}"
+
+
+class Response(models.Model):
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="responses")
+    position = models.PositiveSmallIntegerField(help_text="Order in the imported row (0-based).")
+    model = models.CharField(max_length=200, blank=True, default="")
+    content = models.TextField()
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.UniqueConstraint(fields=["item", "position"], name="response_position_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.item_id}#{self.position} ({self.model})"
+
+
+class Assignment(models.Model):
+    """An item leased to one annotator; records the order its responses were shown."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUBMITTED = "submitted", "Submitted"
+        SKIPPED = "skipped", "Skipped"
+        EXPIRED = "expired", "Expired"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    shown_order = models.JSONField(help_text="Response ids in the order shown, left to right.")
+    skip_reason = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # No annotator is ever given the same item twice.
+            models.UniqueConstraint(fields=["item", "annotator"], name="assignment_item_annotator_unique"),
+            # One live lease per annotator and project: two tabs share it.
+            models.UniqueConstraint(
+                fields=["project", "annotator"],
+                condition=Q(state="active"),
+                name="assignment_one_active_per_annotator",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "state", "expires_at"], name="assignment_expiry"),
+            models.Index(fields=["annotator", "project", "state"], name="assignment_annotator_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} on {self.item} ({self.state})"
+
+
+class Judgment(models.Model):
+    """What an annotator said about an item: a ranking of response ids, best first.
+
+    `ranking` is a list of groups of response ids (ints); a group with two or more
+    ids is a tie. A pairwise judgment is a ranking of two responses.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="judgment")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judgments")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="judgments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="judgments")
+    ranking = models.JSONField()
+    strength = models.PositiveSmallIntegerField(null=True, blank=True)
+    both_bad = models.BooleanField(default=False)
+    rationale = models.TextField(blank=True, default="")
+    criteria = models.JSONField(default=dict, blank=True)
+    seconds = models.FloatField(null=True, blank=True, help_text="Assignment to submit, server clock.")
+    late = models.BooleanField(default=False, help_text="Arrived after its lease expired.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "item"], name="judgment_project_item")]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} on {self.item}"
+
+
+class ApiToken(models.Model):
+    """A bearer token. Only its SHA-256 is stored; the token is shown once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True, default="")
+    prefix = models.CharField(max_length=12)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.prefix}…"

@@ -1,0 +1,64 @@
+"""The only place that turns untrusted text (prompts, responses, guidelines) into HTML.
+
+markdown-it-py with raw HTML off renders markdown; fenced code is highlighted
+server-side by Pygments; nh3 then cleans the result against an allowlist, keeping
+only http, https and mailto links. This module is the only one allowed to call
+`mark_safe`: a test fails if it appears anywhere else.
+"""
+
+import html
+
+import nh3
+from django.utils.safestring import SafeString, mark_safe
+from markdown_it import MarkdownIt
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
+
+ALLOWED_TAGS = {
+    "p", "br", "hr", "strong", "em", "b", "i", "s", "del", "code", "pre", "span", "div",
+    "blockquote", "ul", "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6",
+    "table", "thead", "tbody", "tr", "th", "td", "a",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "span": {"class"},
+    "div": {"class"},
+    "code": {"class"},
+    "pre": {"class"},
+    "ol": {"start"},
+}
+_FORMATTER = HtmlFormatter(nowrap=True)
+
+
+def _highlight(code: str, language: str, _attrs) -> str:
+    try:
+        lexer = get_lexer_by_name(language.strip().split()[0]) if language.strip() else None
+    except ClassNotFound:
+        lexer = None
+    if lexer is None:
+        return ""  # markdown-it escapes and wraps the code itself
+    return highlight(code, lexer, _FORMATTER)
+
+
+_MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False, "highlight": _highlight}).enable("table")
+_MARKDOWN.enable("strikethrough")
+
+
+def render_markdown(text: str) -> SafeString:
+    """Untrusted markdown to sanitized HTML."""
+    raw = _MARKDOWN.render(text or "")
+    clean = nh3.clean(
+        raw,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
+    return mark_safe(clean)  # noqa: S308 - cleaned by nh3 just above
+
+
+def render_plain(text: str) -> SafeString:
+    """Untrusted text shown verbatim (escaped), line breaks kept."""
+    return mark_safe(html.escape(text or "").replace("\n", "<br>"))  # noqa: S308 - escaped just above

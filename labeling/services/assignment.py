@@ -1,0 +1,127 @@
+"""Who judges what next: leases on items, kept correct under concurrency.
+
+Invariants protected here (and backed by constraints in models.py):
+- an item's `filled` (votes plus live leases) never exceeds its `target`, except by
+  a late submit, which is stored rather than lost;
+- no annotator is given the same item twice (unique item + annotator);
+- one live lease per annotator and project, so two tabs share it.
+Finding work reads counters kept on the item through an index, never counts rows.
+"""
+
+import random
+from collections import Counter
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+
+from labeling.models import Assignment, Item, Membership, Project
+from labeling.services.errors import Conflict, NotFound
+
+EXPIRE_BATCH = 100
+_shuffle = random.SystemRandom()
+
+
+def assignment_next(*, project: Project, annotator: AbstractBaseUser) -> Assignment | None:
+    """The annotator's live lease in `project`, or a new lease on the next item; None when nothing is left."""
+    now = timezone.now()
+    with transaction.atomic():
+        # Two tabs or a double click of one annotator race here; locking their
+        # membership row serializes them, so both get the same assignment.
+        membership = Membership.objects.select_for_update().filter(project=project, user=annotator).first()
+        if membership is None:
+            raise NotFound("You are not a member of this project.")
+        current = (
+            Assignment.objects.select_related("item")
+            .filter(project=project, annotator=annotator, state=Assignment.State.ACTIVE)
+            .first()
+        )
+        if current is not None and current.expires_at > now:
+            return current
+        leases_expire(project=project, now=now)
+        item = _claim_item(project, annotator)
+        if item is None:
+            return None
+        response_ids = list(item.responses.values_list("id", flat=True))
+        assignment = Assignment.objects.create(
+            project=project,
+            item=item,
+            annotator=annotator,
+            shown_order=_shuffle.sample(response_ids, len(response_ids)),
+            expires_at=now + timedelta(seconds=project.lease_seconds),
+        )
+        Item.objects.filter(pk=item.pk).update(filled=F("filled") + 1)
+        return assignment
+
+
+def _claim_item(project: Project, annotator: AbstractBaseUser) -> Item | None:
+    """Lock the first item with a free slot this annotator has never had.
+
+    skip_locked: an item another annotator is claiming right now is passed over
+    instead of waited for; the lock held until commit keeps its `filled` honest.
+    """
+    if project.order == Project.Order.BREADTH_FIRST:
+        order = ("-priority", "filled", "id")
+    else:
+        order = ("-priority", "-filled", "id")
+    had_it = Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator)
+    return (
+        Item.objects.filter(project=project, is_complete=False, filled__lt=F("target"))
+        .filter(~Exists(had_it))
+        .order_by(*order)
+        .select_for_update(skip_locked=True, of=("self",))
+        .first()
+    )
+
+
+def leases_expire(*, project: Project | None = None, now=None, limit: int = EXPIRE_BATCH) -> int:
+    """Release leases past their expiry so their slots go to others; returns how many.
+
+    Called on every claim (so no background process is needed) and by the
+    `expire_leases` command. skip_locked: a lease being submitted right now is left
+    to its submit.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        expired = Assignment.objects.filter(state=Assignment.State.ACTIVE, expires_at__lte=now)
+        if project is not None:
+            expired = expired.filter(project=project)
+        rows = list(expired.select_for_update(skip_locked=True).only("id", "item_id")[:limit])
+        if not rows:
+            return 0
+        Assignment.objects.filter(pk__in=[row.pk for row in rows]).update(
+            state=Assignment.State.EXPIRED, finished_at=now
+        )
+        per_item = Counter(row.item_id for row in rows)
+        by_count: dict[int, list[int]] = {}
+        for item_id, count in per_item.items():
+            by_count.setdefault(count, []).append(item_id)
+        for count, item_ids in by_count.items():
+            Item.objects.filter(pk__in=item_ids).update(filled=F("filled") - count)
+        return len(rows)
+
+
+def assignment_skip(*, assignment: Assignment, annotator: AbstractBaseUser, reason: str = "") -> Assignment:
+    """Give an item back without judging it; the annotator will not be given it again.
+
+    Idempotent: skipping a skipped assignment returns it unchanged.
+    """
+    reason = (reason or "").strip()[:500]
+    with transaction.atomic():
+        # Lock the lease so a skip and a submit of the same assignment cannot both win.
+        locked = Assignment.objects.select_for_update().filter(pk=assignment.pk, annotator=annotator).first()
+        if locked is None:
+            raise NotFound("No such assignment.")
+        if locked.state == Assignment.State.SKIPPED:
+            return locked
+        if locked.state == Assignment.State.SUBMITTED:
+            raise Conflict("This item is already judged; it cannot be skipped.")
+        if locked.state == Assignment.State.ACTIVE:
+            Item.objects.filter(pk=locked.item_id).update(filled=F("filled") - 1)
+        locked.state = Assignment.State.SKIPPED
+        locked.skip_reason = reason
+        locked.finished_at = timezone.now()
+        locked.save(update_fields=["state", "skip_reason", "finished_at"])
+        return locked

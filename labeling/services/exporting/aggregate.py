@@ -1,0 +1,119 @@
+"""From rankings to preference pairs: per-pair vote counts and aggregation policies."""
+
+from dataclasses import dataclass, field
+
+from labeling.services.rankings import pair_outcomes
+
+POLICIES = ("majority", "unanimous", "all")
+
+
+@dataclass
+class PairVotes:
+    """Votes on one unordered pair of responses of one item."""
+
+    low: int
+    high: int
+    wins_low: int = 0
+    wins_high: int = 0
+    ties: int = 0
+    strengths_low: list[int] = field(default_factory=list)
+    strengths_high: list[int] = field(default_factory=list)
+    rank_gaps: list[int] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.wins_low + self.wins_high + self.ties
+
+
+@dataclass(frozen=True)
+class Preference:
+    chosen: int
+    rejected: int
+    votes: int
+    agreement: float
+    margin: float
+
+
+@dataclass
+class AggregateCounts:
+    pairs: int = 0
+    exported: int = 0
+    tied: int = 0
+    split: int = 0
+    below_agreement: int = 0
+
+
+def item_pairs(judgments: list[dict]) -> dict[tuple[int, int], PairVotes]:
+    """Count, over an item's judgments, the wins and ties of each pair of responses."""
+    pairs: dict[tuple[int, int], PairVotes] = {}
+    for judgment in judgments:
+        strength = judgment.get("strength") or 1
+        for better, worse, tied in pair_outcomes(judgment["ranking"]):
+            low, high = min(better, worse), max(better, worse)
+            votes = pairs.setdefault((low, high), PairVotes(low, high))
+            if tied:
+                votes.ties += 1
+            elif better == low:
+                votes.wins_low += 1
+                votes.strengths_low.append(strength)
+            else:
+                votes.wins_high += 1
+                votes.strengths_high.append(strength)
+    return pairs
+
+
+def aggregate(
+    pairs: dict[tuple[int, int], PairVotes],
+    judgments: list[dict],
+    *,
+    policy: str,
+    min_agreement: float | None,
+    counts: AggregateCounts,
+) -> list[Preference]:
+    """The preferences an item yields under `policy`; ties and split votes are counted, not exported.
+
+    majority: the side more than half of the votes prefer; unanimous: every vote
+    prefers it; all: one preference per judgment that orders the pair.
+    """
+    preferences = []
+    for votes in pairs.values():
+        counts.pairs += 1
+        if policy == "all":
+            preferences.extend(_every_vote(votes, judgments))
+            continue
+        winner_wins = max(votes.wins_low, votes.wins_high)
+        if votes.ties and votes.ties >= winner_wins:
+            counts.tied += 1
+            continue
+        needed = votes.total if policy == "unanimous" else votes.total // 2 + 1
+        if votes.wins_low == votes.wins_high or winner_wins < needed:
+            counts.split += 1
+            continue
+        agreement = winner_wins / votes.total
+        if min_agreement is not None and agreement < min_agreement:
+            counts.below_agreement += 1
+            continue
+        low_wins = votes.wins_low > votes.wins_high
+        chosen, rejected = (votes.low, votes.high) if low_wins else (votes.high, votes.low)
+        strengths = votes.strengths_low if low_wins else votes.strengths_high
+        preferences.append(Preference(chosen, rejected, votes.total, agreement, _margin(agreement, strengths)))
+    counts.exported += len(preferences)
+    return preferences
+
+
+def _every_vote(votes: PairVotes, judgments: list[dict]) -> list[Preference]:
+    result = []
+    for winner, wins, strengths in (
+        (votes.low, votes.wins_low, votes.strengths_low),
+        (votes.high, votes.wins_high, votes.strengths_high),
+    ):
+        loser = votes.high if winner == votes.low else votes.low
+        agreement = wins / votes.total
+        result.extend(Preference(winner, loser, votes.total, agreement, _margin(agreement, [s])) for s in strengths)
+    return result
+
+
+def _margin(agreement: float, strengths: list[int]) -> float:
+    """How much better, for RewardTrainer: mean strength (1-3) scaled by vote share. Always finite."""
+    mean_strength = sum(strengths) / len(strengths) if strengths else 1.0
+    return float(round(mean_strength * agreement, 4))

@@ -1,0 +1,74 @@
+"""The README.md dataset card written with every export."""
+
+import json
+
+from datasets import Features
+
+from labeling.models import Project
+from labeling.services.exporting import styles
+from labeling.services.metrics import project_stats
+
+TAGS = ("dpo", "rlhf", "human-feedback", "preference")
+
+
+def _yaml_header(project: Project, report, features: Features) -> str:
+    options = report.options
+    lines = ["---", f"license: {project.license}", "tags:"]
+    lines += [f"- {tag}" for tag in TAGS]
+    if options.fmt == "parquet":
+        folder = styles.data_dir(options.config)
+        lines += ["configs:", f"- config_name: {options.config}", "  data_files:"]
+        for split in report.rows:
+            lines += [f"  - split: {split}", f"    path: {folder}/{split}-*"]
+    lines += ["---"]
+    return "\n".join(lines)
+
+
+def dataset_card(*, project: Project, report, features: Features) -> str:
+    stats = project_stats(project=project)
+    options = report.options
+    counts = report.counts
+    agreement = stats["agreement"]
+    splits = ", ".join(f"{split}: {rows:,} rows" for split, rows in report.rows.items())
+    column_lines = "\n".join(f"- `{name}`: `{json.dumps(feature.to_dict() if hasattr(feature, 'to_dict') else str(feature))}`" for name, feature in features.items())
+    annotators = len(stats["annotators"])
+    body = f"""
+# {project.title}
+
+Human preference judgments collected with the feedback labeling tool, project `{project.slug}`.
+
+## Contents
+
+- Config `{options.config}`, {options.style} style, aggregation `{options.aggregate}`; {splits}.
+- {report.items:,} items with {report.judgments:,} judgments by {annotators} annotator(s) (pseudonymous).
+- Response pairs considered: {counts.pairs:,}; exported: {counts.exported:,}; left out as ties: {counts.tied:,};
+  left out as split votes: {counts.split:,}; below the agreement threshold: {counts.below_agreement:,}.
+- Agreement: pairwise {_fmt(agreement["pairwise"])}, Krippendorff's alpha {_fmt(agreement["krippendorff_alpha"])},
+  with imported reference {_fmt(agreement["with_reference"])}.
+- Splits are grouped by item (no prompt appears in two splits), seed {options.seed}, test size {options.test_size}.
+
+## Columns
+
+{column_lines}
+
+## Loading
+
+```python
+from datasets import load_dataset, load_from_disk
+# save_to_disk layout:  load_from_disk("path/to/export")
+# Hub layout:           load_dataset("parquet", data_dir="path/to/export/data")
+```
+
+## Guidelines given to annotators
+
+{project.guidelines.strip() or "(none)"}
+
+## License
+
+{project.license}
+"""
+    return _yaml_header(project, report, features) + "\n" + body
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

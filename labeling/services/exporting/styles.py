@@ -1,0 +1,69 @@
+"""How prompts and completions are written, and the Arrow features of each config.
+
+Conversational: lists of {role, content} messages (TRL's conversational format).
+Standard: text TRL can concatenate: a prompt in `\\n\\nHuman: ...\\n\\nAssistant:` form
+and completions starting with a space, because TRL joins prompt + chosen as is.
+"""
+
+from datasets import Features, Value
+
+STYLES = ("conversational", "standard")
+_SPEAKERS = {"user": "Human", "assistant": "Assistant", "system": "System"}
+_MESSAGE = {"role": Value("string"), "content": Value("string")}
+
+
+def prompt(messages: list[dict], style: str):
+    if style == "conversational":
+        return [{"role": message["role"], "content": message["content"]} for message in messages]
+    turns = "".join(f"\n\n{_SPEAKERS[message['role']]}: {message['content']}" for message in messages)
+    return turns + "\n\nAssistant:"
+
+
+def completion(content: str, style: str):
+    if style == "conversational":
+        return [{"role": "assistant", "content": content}]
+    return " " + content
+
+
+def data_dir(config: str) -> str:
+    """Where a config's Parquet files live in the Hub layout."""
+    return "data" if config == "default" else config
+
+
+def features(config: str, style: str, *, margin: bool = False) -> Features:
+    text = [_MESSAGE] if style == "conversational" else Value("string")
+    if config == "raw":
+        return Features(
+            {
+                "judgment_id": Value("string"),
+                "item_id": Value("string"),
+                "annotator": Value("string"),
+                "ranking": [[Value("string")]],
+                "ranking_models": [[Value("string")]],
+                "shown_order": [Value("string")],
+                "strength": Value("int8"),
+                "both_bad": Value("bool"),
+                "rationale": Value("string"),
+                "criteria": Value("string"),
+                "seconds": Value("float64"),
+                "late": Value("bool"),
+                "created_at": Value("string"),
+                "updated_at": Value("string"),
+            }
+        )
+    common = {"item_id": Value("string"), "votes": Value("int32"), "agreement": Value("float64")}
+    if config == "unpaired":
+        return Features({"prompt": text, "completion": text, "label": Value("bool"), "model": Value("string"), **common})
+    columns = {
+        "prompt": text,
+        "chosen": text,
+        "rejected": text,
+        "item_id": Value("string"),
+        "chosen_model": Value("string"),
+        "rejected_model": Value("string"),
+        "votes": Value("int32"),
+        "agreement": Value("float64"),
+    }
+    if margin:
+        columns["margin"] = Value("float64")
+    return Features(columns)

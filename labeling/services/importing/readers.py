@@ -1,0 +1,145 @@
+"""Turn a file or folder into numbered rows (dicts), whatever its format.
+
+Rows are produced lazily in file order; a row that cannot even be parsed is yielded
+as a `RowError` so that the caller can report it with its number and go on.
+"""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from labeling.services.errors import InvalidInput
+
+FORMATS = ("auto", "jsonl", "json", "csv", "parquet", "hf")
+BATCH_ROWS = 1000
+
+
+@dataclass(frozen=True)
+class RowError:
+    reason: str
+
+
+def detect_format(path: Path) -> str:
+    if path.is_dir():
+        return "hf"
+    suffix = "".join(path.suffixes[-1:]).lower()
+    by_suffix = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+    if suffix in by_suffix:
+        return by_suffix[suffix]
+    raise InvalidInput(
+        f"Cannot tell the format of '{path.name}' from its name; pass --format jsonl|json|csv|parquet|hf."
+    )
+
+
+def read_rows(path: Path, fmt: str = "auto") -> Iterator[tuple[int, dict | RowError]]:
+    """Yield (row number, row) pairs; numbers are 1-based (JSONL: the line number)."""
+    if fmt not in FORMATS:
+        raise InvalidInput(f"Format '{fmt}' is unknown; use one of {', '.join(FORMATS)}.")
+    if not path.exists():
+        raise InvalidInput(f"'{path}' does not exist.")
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt != "hf" and path.is_dir():
+        raise InvalidInput(f"'{path}' is a folder; folders are read with --format hf.")
+    readers = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "parquet": _read_parquet, "hf": _read_folder}
+    yield from readers[fmt](path)
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict | RowError]]:
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield number, RowError("is not valid UTF-8")
+                continue
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                yield number, RowError(f"is not valid JSON ({error.msg} at column {error.colno})")
+                continue
+            yield number, row if isinstance(row, dict) else RowError("is not a JSON object")
+
+
+def _read_json(path: Path) -> Iterator[tuple[int, dict | RowError]]:
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidInput(f"'{path.name}' is not valid UTF-8.") from None
+    except json.JSONDecodeError as error:
+        raise InvalidInput(f"'{path.name}' is not valid JSON: {error.msg} at line {error.lineno}.") from None
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if not isinstance(data, list):
+        raise InvalidInput(f"'{path.name}' must hold a JSON array of rows (or {{\"data\": [...]}}).")
+    for number, row in enumerate(data, start=1):
+        yield number, row if isinstance(row, dict) else RowError("is not a JSON object")
+
+
+def _read_csv(path: Path) -> Iterator[tuple[int, dict | RowError]]:
+    try:
+        chunks = pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=BATCH_ROWS, encoding="utf-8")
+        number = 0
+        for chunk in chunks:
+            for row in chunk.to_dict(orient="records"):
+                number += 1
+                yield number, {key: _maybe_json(value) for key, value in row.items()}
+    except UnicodeDecodeError:
+        raise InvalidInput(f"'{path.name}' is not valid UTF-8.") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise InvalidInput(f"'{path.name}' is not a readable CSV file: {error}") from None
+
+
+def _maybe_json(value: str):
+    """CSV cells that hold JSON lists (responses, conversations) are decoded."""
+    text = value.strip()
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _read_parquet(path: Path, start: int = 0) -> Iterator[tuple[int, dict | RowError]]:
+    try:
+        parquet = pq.ParquetFile(path)
+        number = start
+        for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+            for row in batch.to_pylist():
+                number += 1
+                yield number, row
+    except Exception as error:  # pyarrow raises several types for damaged files
+        raise InvalidInput(f"'{path.name}' is not a readable Parquet file: {error}") from None
+
+
+def _read_folder(path: Path) -> Iterator[tuple[int, dict | RowError]]:
+    """A `save_to_disk` folder (Dataset or DatasetDict) or a Hub-layout folder of Parquet files."""
+    if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+        import datasets
+
+        loaded = datasets.load_from_disk(str(path))
+        splits = [loaded] if isinstance(loaded, datasets.Dataset) else [loaded[name] for name in loaded]
+        number = 0
+        for split in splits:
+            for batch in split.iter(batch_size=BATCH_ROWS):
+                columns = list(batch)
+                for values in zip(*(batch[column] for column in columns), strict=True):
+                    number += 1
+                    yield number, dict(zip(columns, values, strict=True))
+        return
+    files = sorted(path.glob("data/*.parquet")) or sorted(path.glob("*.parquet"))
+    if not files:
+        raise InvalidInput(
+            f"'{path}' is neither a `save_to_disk` folder nor a Hub-layout folder with Parquet files."
+        )
+    number = 0
+    for file in files:
+        for number, row in _read_parquet(file, start=number):  # noqa: B020 - numbering continues across files
+            yield number, row

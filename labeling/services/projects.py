@@ -1,0 +1,120 @@
+"""Projects, memberships and API tokens."""
+
+import hashlib
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from labeling.models import ApiToken, Membership, Project
+from labeling.services.errors import InvalidInput, NotFound
+
+User = get_user_model()
+
+TOKEN_PREFIX = "hf_lbl_"
+
+
+def project_get(*, slug: str) -> Project:
+    project = Project.objects.filter(slug=slug).first()
+    if project is None:
+        raise NotFound(f"Project '{slug}' does not exist. Create it with `manage.py createproject {slug}`.")
+    return project
+
+
+def project_create(
+    *,
+    slug: str,
+    title: str = "",
+    mode: str = Project.Mode.PAIRWISE,
+    overlap: int = 1,
+    guidelines: str = "",
+    lease_seconds: int | None = None,
+    order: str = Project.Order.DEPTH_FIRST,
+    license: str = "cc-by-4.0",
+) -> Project:
+    """Create a project. Slugs are unique and URL-safe; overlap is at least 1."""
+    if slugify(slug) != slug or not slug:
+        raise InvalidInput(f"'{slug}' is not a valid slug: use lowercase letters, digits and hyphens.")
+    if mode not in Project.Mode.values:
+        raise InvalidInput(f"Mode '{mode}' is unknown; use one of {', '.join(Project.Mode.values)}.")
+    if order not in Project.Order.values:
+        raise InvalidInput(f"Order '{order}' is unknown; use one of {', '.join(Project.Order.values)}.")
+    if overlap < 1:
+        raise InvalidInput(f"Overlap must be at least 1 (got {overlap}).")
+    if lease_seconds is not None and lease_seconds < 10:
+        raise InvalidInput(f"Lease time must be at least 10 seconds (got {lease_seconds}).")
+    from django.conf import settings
+
+    with transaction.atomic():
+        if Project.objects.filter(slug=slug).exists():
+            raise InvalidInput(f"A project with slug '{slug}' already exists.")
+        return Project.objects.create(
+            slug=slug,
+            title=title or slug.replace("-", " ").title(),
+            mode=mode,
+            overlap=overlap,
+            guidelines=guidelines,
+            lease_seconds=lease_seconds or settings.LABELING_DEFAULT_LEASE_SECONDS,
+            order=order,
+            license=license,
+        )
+
+
+def membership_add(
+    *,
+    project: Project,
+    username: str,
+    role: str = Membership.Role.ANNOTATOR,
+    create: bool = False,
+    password: str | None = None,
+) -> Membership:
+    """Make `username` a member of `project` with `role` (updating the role if already a member)."""
+    if role not in Membership.Role.values:
+        raise InvalidInput(f"Role '{role}' is unknown; use one of {', '.join(Membership.Role.values)}.")
+    with transaction.atomic():
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            if not create:
+                raise NotFound(f"User '{username}' does not exist; pass --create to create it.")
+            user = User(username=username)
+            if password:
+                user.set_password(password)
+            else:
+                user.set_unusable_password()
+            user.save()
+        elif password:
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+        return membership
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_create(*, username: str, name: str = "") -> tuple[ApiToken, str]:
+    """Create an API token for the user; returns the row and the token, which is never stored."""
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        raise NotFound(f"User '{username}' does not exist.")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken.objects.create(user=user, name=name, prefix=token[:12], key_hash=_hash_token(token))
+    return row, token
+
+
+def token_authenticate(*, token: str) -> AbstractBaseUser | None:
+    """The active user holding this token, or None."""
+    if not token or not token.startswith(TOKEN_PREFIX):
+        return None
+    row = ApiToken.objects.select_related("user").filter(key_hash=_hash_token(token), revoked_at=None).first()
+    if row is None or not row.user.is_active:
+        return None
+    now = timezone.now()
+    # Touch at most once a minute so reads stay reads.
+    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
+        ApiToken.objects.filter(pk=row.pk).update(last_used_at=now)
+    return row.user
