@@ -4,7 +4,7 @@ The OpenAPI schema is served at /api/openapi.json.
 """
 
 from django.http import HttpRequest
-from ninja import NinjaAPI, Schema
+from ninja import NinjaAPI, Schema, Status
 from ninja.security import HttpBearer
 
 from labeling.access import assignment_for_user, project_for_user
@@ -104,9 +104,9 @@ def next_item(request, slug: str):
     project = project_for_user(request.user, slug)
     assignment = assignment_next(project=project, annotator=request.user)
     if assignment is None:
-        return 204, None
+        return Status(204, None)
     assignment.project = project
-    return 200, _assignment_out(assignment)
+    return Status(200, _assignment_out(assignment))
 
 
 @api.post("/assignments/{assignment_id}/judgment", response={200: JudgmentOut, 201: JudgmentOut})
@@ -122,7 +122,7 @@ def submit_judgment(request, assignment_id: str, payload: JudgmentIn):
         rationale=payload.rationale,
         criteria=payload.criteria,
     )
-    return (201 if created else 200), {"judgment": str(judgment.pk)}
+    return Status(201 if created else 200, {"judgment": str(judgment.pk)})
 
 
 @api.post("/assignments/{assignment_id}/skip", response={200: SkipOut})

@@ -74,7 +74,9 @@ def judgment_submit(
         raise InvalidInput("`strength` must be 1 (slightly), 2 (clearly) or 3 (much better).")
     rationale = rationale or ""
     if len(rationale) > MAX_RATIONALE_CHARS:
-        raise InvalidInput(f"The rationale is too long ({len(rationale):,} characters; at most {MAX_RATIONALE_CHARS:,}).")
+        raise InvalidInput(
+            f"The rationale is too long ({len(rationale):,} characters; at most {MAX_RATIONALE_CHARS:,})."
+        )
     if criteria is not None and not isinstance(criteria, dict):
         raise InvalidInput("`criteria` must be an object.")
     now = timezone.now()

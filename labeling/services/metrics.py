@@ -153,5 +153,7 @@ def _leaderboard(judgments: list[dict], models: dict[int, str]) -> list[dict]:
             else:
                 table[first]["wins"] += 1
                 table[second]["losses"] += 1
-    rows = [{"model": model, "score": None, "ci_low": None, "ci_high": None, **counts} for model, counts in table.items()]
+    rows = [
+        {"model": model, "score": None, "ci_low": None, "ci_high": None, **counts} for model, counts in table.items()
+    ]
     return sorted(rows, key=lambda row: (-(row["wins"] + row["ties"] / 2), row["model"]))

@@ -3,6 +3,7 @@
 import hashlib
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -14,7 +15,7 @@ from labeling.services.errors import InvalidInput, NotFound
 
 User = get_user_model()
 
-TOKEN_PREFIX = "hf_lbl_"
+TOKEN_PREFIX = "hf_lbl_"  # noqa: S105 - a public prefix, not a secret
 
 
 def project_get(*, slug: str) -> Project:
@@ -46,8 +47,6 @@ def project_create(
         raise InvalidInput(f"Overlap must be at least 1 (got {overlap}).")
     if lease_seconds is not None and lease_seconds < 10:
         raise InvalidInput(f"Lease time must be at least 10 seconds (got {lease_seconds}).")
-    from django.conf import settings
-
     with transaction.atomic():
         if Project.objects.filter(slug=slug).exists():
             raise InvalidInput(f"A project with slug '{slug}' already exists.")

@@ -36,7 +36,9 @@ class Command(ServiceCommand):
         for username, password, role in ACCOUNTS:
             # Keep a password someone changed: only new accounts get the demo one.
             fresh = not User.objects.filter(username=username).exists()
-            membership_add(project=project, username=username, role=role, create=True, password=password if fresh else None)
+            membership_add(
+                project=project, username=username, role=role, create=True, password=password if fresh else None
+            )
         self.stdout.write("\nDemo accounts (log in at http://127.0.0.1:8000/):")
         for username, password, role in ACCOUNTS:
             self.stdout.write(f"  {username:8} password: {password:20} ({role})")

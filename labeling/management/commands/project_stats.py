@@ -17,7 +17,9 @@ class Command(ServiceCommand):
         if options["json"]:
             self.stdout.write(json.dumps(stats, indent=2))
             return
-        self.stdout.write(f"items: {stats['items']} ({stats['items_complete']} complete), judgments: {stats['judgments']}")
+        self.stdout.write(
+            f"items: {stats['items']} ({stats['items_complete']} complete), judgments: {stats['judgments']}"
+        )
         agreement = stats["agreement"]
         self.stdout.write(f"agreement: pairwise {agreement['pairwise']}, with reference {agreement['with_reference']}")
         for row in stats["annotators"]:

@@ -30,7 +30,10 @@ def dataset_card(*, project: Project, report, features: Features) -> str:
     counts = report.counts
     agreement = stats["agreement"]
     splits = ", ".join(f"{split}: {rows:,} rows" for split, rows in report.rows.items())
-    column_lines = "\n".join(f"- `{name}`: `{json.dumps(feature.to_dict() if hasattr(feature, 'to_dict') else str(feature))}`" for name, feature in features.items())
+    column_lines = "\n".join(
+        f"- `{name}`: `{json.dumps(feature.to_dict() if hasattr(feature, 'to_dict') else str(feature))}`"
+        for name, feature in features.items()
+    )
     annotators = len(stats["annotators"])
     body = f"""
 # {project.title}

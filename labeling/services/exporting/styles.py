@@ -53,7 +53,9 @@ def features(config: str, style: str, *, margin: bool = False) -> Features:
         )
     common = {"item_id": Value("string"), "votes": Value("int32"), "agreement": Value("float64")}
     if config == "unpaired":
-        return Features({"prompt": text, "completion": text, "label": Value("bool"), "model": Value("string"), **common})
+        return Features(
+            {"prompt": text, "completion": text, "label": Value("bool"), "model": Value("string"), **common}
+        )
     columns = {
         "prompt": text,
         "chosen": text,

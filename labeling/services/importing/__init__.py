@@ -16,7 +16,7 @@ from labeling.services.errors import InvalidInput
 from labeling.services.importing.readers import BATCH_ROWS, RowError, read_rows
 from labeling.services.importing.shapes import NormalizedItem, RowInvalid, detect_shape, normalize
 
-__all__ = ["ImportReport", "ImportRejected", "items_import"]
+__all__ = ["ImportRejected", "ImportReport", "items_import"]
 
 MAX_LISTED_ERRORS = 100
 
@@ -150,7 +150,9 @@ def _write_batch(project: Project, batch: list[NormalizedItem], report: ImportRe
         for entry in fresh
     )
     Response.objects.bulk_create(
-        Response(item=item, position=position, model=response.model, content=response.content, metadata=response.metadata)
+        Response(
+            item=item, position=position, model=response.model, content=response.content, metadata=response.metadata
+        )
         for item, entry in zip(items, fresh, strict=True)
         for position, response in enumerate(entry.responses)
     )

@@ -136,9 +136,7 @@ def _read_folder(path: Path) -> Iterator[tuple[int, dict | RowError]]:
         return
     files = sorted(path.glob("data/*.parquet")) or sorted(path.glob("*.parquet"))
     if not files:
-        raise InvalidInput(
-            f"'{path}' is neither a `save_to_disk` folder nor a Hub-layout folder with Parquet files."
-        )
+        raise InvalidInput(f"'{path}' is neither a `save_to_disk` folder nor a Hub-layout folder with Parquet files.")
     number = 0
     for file in files:
         for number, row in _read_parquet(file, start=number):  # noqa: B020 - numbering continues across files

@@ -206,7 +206,9 @@ def _text(value, name: str) -> str:
         raise RowInvalid(f"`{name}` contains a NUL byte")
     limit = settings.LABELING_MAX_TEXT_CHARS
     if len(text) > limit:
-        raise RowInvalid(f"`{name}` has {len(text):,} characters, over the limit of {limit:,} (LABELING_MAX_TEXT_CHARS)")
+        raise RowInvalid(
+            f"`{name}` has {len(text):,} characters, over the limit of {limit:,} (LABELING_MAX_TEXT_CHARS)"
+        )
     return text
 
 
