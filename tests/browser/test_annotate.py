@@ -76,20 +76,24 @@ def test_annotator_judges_three_items_by_keyboard_and_export_holds_them(page, li
 
     expected = {}  # external id -> (content preferred, content not preferred)
     seen = []
-    for judged, (key, side) in enumerate([("1", "A"), ("b", "B"), ("a", "A")]):
+    # The annotator always prefers the first imported answer, wherever it is shown:
+    # the export must follow what they preferred, not the side it was on.
+    for judged, (left_key, right_key) in enumerate([("1", "b"), ("a", "2"), ("1", "b")]):
         left, right = shown_ids(page)
         assert (left, right) not in seen, "the judged item is still shown"
         seen.append((left, right))
         # What the annotator reads is what gets stored.
         expect(page.get_by_test_id("response-A")).to_contain_text(content(left))
         expect(page.get_by_test_id("response-B")).to_contain_text(content(right))
+        shown_left = Response.objects.select_related("item").get(pk=left)
+        side = "A" if shown_left.position == 0 else "B"
         preferred, other = (left, right) if side == "A" else (right, left)
-        expected[Response.objects.get(pk=left).item.external_id] = (content(preferred), content(other))
-        judge(page, key, side, judged)
+        expected[shown_left.item.external_id] = (content(preferred), content(other))
+        judge(page, left_key if side == "A" else right_key, side, judged)
 
     assert page.evaluate("window.__marker") == 1, "the page was reloaded instead of swapped by htmx"
 
-    report, train = export_train(project, tmp_path / "three")
+    _, train = export_train(project, tmp_path / "three")
     assert sorted(train.column_names) == sorted(COLUMNS)
     assert train.num_rows == 3
     assert {row["item_id"]: (row["chosen"], row["rejected"]) for row in train} == {
@@ -186,3 +190,17 @@ def test_hostile_response_shows_as_text_and_runs_nothing(page, live_server):
     assert page.evaluate("typeof window.__xss") == "undefined"
     assert dialogs == []
     assert csp_reports == [], "something tried to run and only the CSP stopped it"
+
+
+def test_enter_on_the_skip_button_skips_instead_of_judging(page, live_server):
+    project = make_project("solo", items=2)
+    log_in_by_keyboard(page)
+    page.goto(f"/p/{project.slug}/annotate/")
+    first = shown_ids(page)
+    page.keyboard.press("1")
+    page.get_by_role("button", name="Skip this item").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("response-A")).not_to_have_attribute("data-response-id", str(first[0]))
+    progress_shows(page, 0)
+    assert not Judgment.objects.exists()
+    assert Assignment.objects.filter(state=Assignment.State.SKIPPED).count() == 1

@@ -81,7 +81,10 @@ def preferences_export(*, project: Project, out_dir: Path | str, options: Export
     rows_by_split = _build_rows(project, options, report)
     features = styles.features(options.config, options.style, margin=options.margin)
     dataset = datasets.DatasetDict(
-        {split: datasets.Dataset.from_list(rows, features=features) for split, rows in rows_by_split.items()}
+        {
+            split: datasets.Dataset.from_list(rows, features=features).select_columns(list(features))
+            for split, rows in rows_by_split.items()
+        }
     )
     report.rows = {split: len(rows) for split, rows in rows_by_split.items()}
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,8 @@
       return;
     }
     if (event.key === "Enter") {
+      // Links, buttons and summaries keep their own Enter (e.g. "Skip this item").
+      if (event.target.closest && event.target.closest("a, button, summary, select, textarea, [role=button]")) return;
       event.preventDefault();
       if (form.querySelector('input[name="choice"]:checked')) {
         form.requestSubmit();
