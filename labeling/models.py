@@ -119,8 +119,12 @@ class Assignment(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
-    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    # Both are covered by the composite indexes below; single-column indexes would
+    # only tempt the planner into poor anti-joins when claiming work.
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments", db_index=False)
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
     state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
     shown_order = models.JSONField(help_text="Response ids in the order shown, left to right.")
     skip_reason = models.CharField(max_length=500, blank=True, default="")

@@ -21,6 +21,8 @@ from labeling.models import Assignment, Item, Membership, Project
 from labeling.services.errors import Conflict, NotFound
 
 EXPIRE_BATCH = 100
+# Open items read per claim before falling back to untouched ones (see _claim_item).
+CLAIM_WINDOW = 64
 _shuffle = random.SystemRandom()
 
 
@@ -57,23 +59,35 @@ def assignment_next(*, project: Project, annotator: AbstractBaseUser) -> Assignm
 
 
 def _claim_item(project: Project, annotator: AbstractBaseUser) -> Item | None:
-    """Lock the first item with a free slot this annotator has never had.
+    """Lock the first item, in the project's order of work, with a free slot this annotator never had.
 
     skip_locked: an item another annotator is claiming right now is passed over
-    instead of waited for; the lock held until commit keeps its `filled` honest.
+    instead of waited for; the lock, held until commit, keeps its `filled` honest.
+    The search reads a bounded window of the open-items index first, so its cost
+    does not grow with the project nor with the annotator's history; a full search
+    runs only when the window and the untouched items have nothing for them.
     """
-    if project.order == Project.Order.BREADTH_FIRST:
-        order = ("-priority", "filled", "id")
-    else:
-        order = ("-priority", "-filled", "id")
-    had_it = Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator)
-    return (
-        Item.objects.filter(project=project, is_complete=False, filled__lt=F("target"))
-        .filter(~Exists(had_it))
-        .order_by(*order)
-        .select_for_update(skip_locked=True, of=("self",))
-        .first()
+    order = (
+        ("-priority", "filled", "id")
+        if project.order == Project.Order.BREADTH_FIRST
+        else ("-priority", "-filled", "id")
     )
+    open_items = Item.objects.filter(project=project, is_complete=False, filled__lt=F("target"))
+    window = list(open_items.order_by(*order).values_list("id", flat=True)[:CLAIM_WINDOW])
+    if window:
+        had = set(Assignment.objects.filter(annotator=annotator, item_id__in=window).values_list("item_id", flat=True))
+        fresh_in_window = [pk for pk in window if pk not in had]
+        if fresh_in_window:
+            item = _lock_first(open_items.filter(pk__in=fresh_in_window), order)
+            if item is not None:
+                return item
+    had_it = Exists(Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator))
+    untouched = open_items.filter(filled=0).filter(~had_it)
+    return _lock_first(untouched, ("-priority", "id")) or _lock_first(open_items.filter(~had_it), order)
+
+
+def _lock_first(queryset, order) -> Item | None:
+    return queryset.order_by(*order).select_for_update(skip_locked=True, of=("self",)).first()
 
 
 def leases_expire(*, project: Project | None = None, now=None, limit: int = EXPIRE_BATCH) -> int:

@@ -82,7 +82,10 @@ def preferences_export(*, project: Project, out_dir: Path | str, options: Export
     features = styles.features(options.config, options.style, margin=options.margin)
     dataset = datasets.DatasetDict(
         {
-            split: datasets.Dataset.from_list(rows, features=features).select_columns(list(features))
+            # from_dict keeps the declared columns even when a split has no rows.
+            split: datasets.Dataset.from_dict(
+                {name: [row[name] for row in rows] for name in features}, features=features
+            )
             for split, rows in rows_by_split.items()
         }
     )
@@ -103,7 +106,8 @@ def preferences_export(*, project: Project, out_dir: Path | str, options: Export
 
 def _write(dataset: datasets.DatasetDict, folder: Path, options: ExportOptions) -> None:
     if options.fmt == "hf":
-        dataset.save_to_disk(str(folder))
+        # datasets writes no shard for an empty split and then cannot load it back.
+        dataset.save_to_disk(str(folder), num_shards={split: 1 for split, part in dataset.items() if not len(part)})
         return
     for split, part in dataset.items():
         if options.fmt == "parquet":

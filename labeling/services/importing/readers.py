@@ -53,7 +53,7 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict | RowError]]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError:
                 yield number, RowError("is not valid UTF-8")
                 continue
@@ -69,7 +69,7 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict | RowError]]:
 
 def _read_json(path: Path) -> Iterator[tuple[int, dict | RowError]]:
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = json.loads(path.read_bytes().decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise InvalidInput(f"'{path.name}' is not valid UTF-8.") from None
     except json.JSONDecodeError as error:
@@ -89,22 +89,32 @@ def _read_csv(path: Path) -> Iterator[tuple[int, dict | RowError]]:
         for chunk in chunks:
             for row in chunk.to_dict(orient="records"):
                 number += 1
-                yield number, {key: _maybe_json(value) for key, value in row.items()}
+                yield number, {key: _decode_cell(key, value) for key, value in row.items()}
     except UnicodeDecodeError:
         raise InvalidInput(f"'{path.name}' is not valid UTF-8.") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise InvalidInput(f"'{path.name}' is not a readable CSV file: {error}") from None
 
 
-def _maybe_json(value: str):
-    """CSV cells that hold JSON lists (responses, conversations) are decoded."""
+# CSV cells of these columns may hold JSON: lists of responses or messages, metadata objects.
+_JSON_COLUMNS = {"prompt": list, "responses": list, "chosen": list, "rejected": list, "metadata": dict}
+
+
+def _decode_cell(column: str, value: str):
+    """Decode JSON in the columns that may hold it; any other text stays text."""
+    kind = _JSON_COLUMNS.get(column)
     text = value.strip()
-    if text.startswith("[") and text.endswith("]"):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            return value
-    return value
+    if kind is None or not text.startswith(("[", "{")):
+        return value
+    try:
+        decoded = json.loads(text)
+    except json.JSONDecodeError:
+        return value
+    if not isinstance(decoded, kind):
+        return value
+    if column in {"prompt", "chosen", "rejected"} and not all(isinstance(entry, dict) for entry in decoded):
+        return value  # a prompt that merely looks like a list stays text
+    return decoded
 
 
 def _read_parquet(path: Path, start: int = 0) -> Iterator[tuple[int, dict | RowError]]:
@@ -122,8 +132,21 @@ def _read_parquet(path: Path, start: int = 0) -> Iterator[tuple[int, dict | RowE
 def _read_folder(path: Path) -> Iterator[tuple[int, dict | RowError]]:
     """A `save_to_disk` folder (Dataset or DatasetDict) or a Hub-layout folder of Parquet files."""
     if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
-        import datasets
+        yield from _read_saved_dataset(path)
+        return
+    files = sorted(path.glob("data/*.parquet")) or sorted(path.glob("*.parquet"))
+    if not files:
+        raise InvalidInput(f"'{path}' is neither a `save_to_disk` folder nor a Hub-layout folder with Parquet files.")
+    number = 0
+    for file in files:
+        for number, row in _read_parquet(file, start=number):  # noqa: B020 - numbering continues across files
+            yield number, row
 
+
+def _read_saved_dataset(path: Path) -> Iterator[tuple[int, dict | RowError]]:
+    import datasets
+
+    try:
         loaded = datasets.load_from_disk(str(path))
         splits = [loaded] if isinstance(loaded, datasets.Dataset) else [loaded[name] for name in loaded]
         number = 0
@@ -133,11 +156,5 @@ def _read_folder(path: Path) -> Iterator[tuple[int, dict | RowError]]:
                 for values in zip(*(batch[column] for column in columns), strict=True):
                     number += 1
                     yield number, dict(zip(columns, values, strict=True))
-        return
-    files = sorted(path.glob("data/*.parquet")) or sorted(path.glob("*.parquet"))
-    if not files:
-        raise InvalidInput(f"'{path}' is neither a `save_to_disk` folder nor a Hub-layout folder with Parquet files.")
-    number = 0
-    for file in files:
-        for number, row in _read_parquet(file, start=number):  # noqa: B020 - numbering continues across files
-            yield number, row
+    except Exception as error:  # datasets and pyarrow raise many types for damaged folders
+        raise InvalidInput(f"'{path}' is not a readable save_to_disk folder: {error}") from None

@@ -237,6 +237,8 @@ def _external_id(row: dict, prompt: list[dict], contents: list[str]) -> str:
     if value is None or value == "":
         digest = hashlib.sha256(json.dumps([prompt, contents], ensure_ascii=False).encode()).hexdigest()
         return digest[:20]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # pandas turns an integer column with a gap into floats
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise RowInvalid("`id` must be a string or a whole number")
     text = str(value).strip()
