@@ -4,7 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 
 class Project(models.Model):
@@ -23,15 +23,39 @@ class Project(models.Model):
     overlap = models.PositiveSmallIntegerField(default=1, help_text="Judgments wanted per item.")
     lease_seconds = models.PositiveIntegerField(default=1800)
     order = models.CharField(max_length=16, choices=Order.choices, default=Order.DEPTH_FIRST)
+    min_votes = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Adaptive overlap: judgments an item gets at first (with max_votes)."
+    )
+    max_votes = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Adaptive overlap: most judgments an item gets while votes disagree."
+    )
+    gold_rate = models.FloatField(default=0.0, help_text="Share of claims that serve a gold item (0 to 1).")
     show_model_names = models.BooleanField(default=False)
     license = models.CharField(max_length=64, default="cc-by-4.0")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_positive"),
+            models.CheckConstraint(
+                condition=(Q(min_votes__isnull=True) & Q(max_votes__isnull=True))
+                | (Q(min_votes__gte=1) & Q(max_votes__gte=F("min_votes"))),
+                name="project_adaptive_votes_valid",
+            ),
+            models.CheckConstraint(condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="project_gold_rate_share"),
+        ]
 
     def __str__(self) -> str:
         return self.slug
+
+    @property
+    def adaptive(self) -> bool:
+        return self.min_votes is not None and self.max_votes is not None
+
+    @property
+    def initial_target(self) -> int:
+        """Judgments a new item asks for: min_votes under adaptive overlap, else the overlap."""
+        return self.min_votes if self.adaptive else self.overlap
 
 
 class Membership(models.Model):

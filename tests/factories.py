@@ -53,7 +53,7 @@ class ItemFactory(factory.django.DjangoModelFactory):
     project = factory.SubFactory(ProjectFactory)
     external_id = factory.Sequence(lambda n: f"item-{n}")
     prompt = factory.Sequence(lambda n: [{"role": "user", "content": f"Question number {n}?"}])
-    target = factory.LazyAttribute(lambda item: item.project.overlap)
+    target = factory.LazyAttribute(lambda item: item.project.initial_target)
 
     @factory.post_generation
     def responses(item, create, extracted, **kwargs):

@@ -23,6 +23,8 @@ from labeling.services.errors import Conflict, NotFound
 EXPIRE_BATCH = 100
 # Open items read per claim before falling back to untouched ones (see _claim_item).
 CLAIM_WINDOW = 64
+# Gold items considered per gold claim (one is picked at random).
+GOLD_SAMPLE = 500
 _shuffle = random.SystemRandom()
 
 
@@ -43,7 +45,10 @@ def assignment_next(*, project: Project, annotator: AbstractBaseUser) -> Assignm
         if current is not None and current.expires_at > now:
             return current
         leases_expire(project=project, now=now)
-        item = _claim_item(project, annotator)
+        item = None
+        if project.gold_rate and _shuffle.random() < project.gold_rate:
+            item = _claim_gold(project, annotator)
+        item = item or _claim_item(project, annotator)
         if item is None:
             return None
         response_ids = list(item.responses.values_list("id", flat=True))
@@ -72,7 +77,7 @@ def _claim_item(project: Project, annotator: AbstractBaseUser) -> Item | None:
         if project.order == Project.Order.BREADTH_FIRST
         else ("-priority", "-filled", "id")
     )
-    open_items = Item.objects.filter(project=project, is_complete=False, filled__lt=F("target"))
+    open_items = Item.objects.filter(project=project, is_complete=False, is_gold=False, filled__lt=F("target"))
     window = list(open_items.order_by(*order).values_list("id", flat=True)[:CLAIM_WINDOW])
     if window:
         had = set(Assignment.objects.filter(annotator=annotator, item_id__in=window).values_list("item_id", flat=True))
@@ -84,6 +89,18 @@ def _claim_item(project: Project, annotator: AbstractBaseUser) -> Item | None:
     had_it = Exists(Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator))
     untouched = open_items.filter(filled=0).filter(~had_it)
     return _lock_first(untouched, ("-priority", "id")) or _lock_first(open_items.filter(~had_it), order)
+
+
+def _claim_gold(project: Project, annotator: AbstractBaseUser) -> Item | None:
+    """A gold item this annotator has not seen, at random. Gold items have no overlap:
+    every annotator may answer each one once. They look like any other item."""
+    had_it = Exists(Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator))
+    candidates = list(
+        Item.objects.filter(project=project, is_gold=True).filter(~had_it).values_list("id", flat=True)[:GOLD_SAMPLE]
+    )
+    if not candidates:
+        return None
+    return Item.objects.filter(pk=_shuffle.choice(candidates)).first()
 
 
 def _lock_first(queryset, order) -> Item | None:
@@ -98,7 +115,7 @@ def leases_expire(*, project: Project | None = None, now=None, limit: int = EXPI
     to its submit.
     """
     now = now or timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # inside a claim, no savepoint round trips
         expired = Assignment.objects.filter(state=Assignment.State.ACTIVE, expires_at__lte=now)
         if project is not None:
             expired = expired.filter(project=project)

@@ -1,5 +1,7 @@
 """Judgments: what annotators said, stored once per assignment."""
 
+from collections import Counter
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Case, F, Value, When
@@ -82,7 +84,12 @@ def judgment_submit(
     now = timezone.now()
     with transaction.atomic():
         # Lock the assignment: a double submit waits here, then finds the first one's judgment.
-        locked = Assignment.objects.select_for_update().filter(pk=assignment.pk, annotator=annotator).first()
+        locked = (
+            Assignment.objects.select_for_update(of=("self",))
+            .select_related("project")
+            .filter(pk=assignment.pk, annotator=annotator)
+            .first()
+        )
         if locked is None:
             raise NotFound("No such assignment.")
         existing = Judgment.objects.filter(assignment=locked).first()
@@ -108,9 +115,48 @@ def judgment_submit(
         Assignment.objects.filter(pk=locked.pk).update(state=Assignment.State.SUBMITTED, finished_at=now)
         # The lease becomes a vote. A late submit's lease was already released, so it
         # takes a slot again: stored, never lost, even if that overshoots the target.
-        Item.objects.filter(pk=locked.item_id).update(
+        _count_vote(locked, released=released)
+        return judgment, True
+
+
+def _count_vote(assignment: Assignment, *, released: bool) -> None:
+    """Add the vote to the item's counters and settle whether the item is complete.
+
+    The item row is locked so that concurrent submits on one item settle in turn.
+    """
+    project = assignment.project
+    if not project.adaptive:
+        Item.objects.filter(pk=assignment.item_id).update(
             votes=F("votes") + 1,
             filled=F("filled") + (1 if released else 0),
             is_complete=Case(When(votes__gte=F("target") - 1, then=Value(True)), default=F("is_complete")),
         )
-        return judgment, True
+        return
+    item = (
+        Item.objects.select_for_update()
+        .only("id", "votes", "filled", "target", "is_complete")
+        .get(pk=assignment.item_id)
+    )
+    item.votes += 1
+    item.filled += 1 if released else 0
+    if item.votes >= item.target and not item.is_complete:
+        rankings = list(Judgment.objects.filter(item_id=item.pk).values_list("ranking", flat=True))
+        item.is_complete, item.target = adaptive_settle(
+            rankings, min_votes=project.min_votes, max_votes=project.max_votes
+        )
+    item.save(update_fields=["votes", "filled", "target", "is_complete"])
+
+
+def adaptive_settle(rankings: list, *, min_votes: int, max_votes: int) -> tuple[bool, int]:
+    """Adaptive overlap: is an item with these judgments complete, and if not, how many votes should it get?
+
+    Complete when the first `min_votes` judgments agree, when the leading answer is
+    two votes ahead of the next, or at `max_votes`; otherwise ask for one more.
+    """
+    votes = len(rankings)
+    tally = Counter(tuple(tuple(sorted(group)) for group in ranking) for ranking in rankings)
+    counts = [*sorted(tally.values(), reverse=True), 0]
+    leader, runner_up = counts[0], counts[1]
+    if votes >= max_votes or (votes >= min_votes and runner_up == 0) or (votes > min_votes and leader - runner_up >= 2):
+        return True, max(votes, min_votes)
+    return False, min(votes + 1, max_votes)

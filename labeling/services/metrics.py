@@ -19,7 +19,15 @@ def project_stats(*, project: Project) -> dict:
     judgments = list(
         Judgment.objects.filter(project=project)
         .order_by("item_id", "created_at")
-        .values("item_id", "annotator_id", "annotator__username", "ranking", "seconds", "assignment__shown_order")
+        .values(
+            "item_id",
+            "item__is_gold",
+            "annotator_id",
+            "annotator__username",
+            "ranking",
+            "seconds",
+            "assignment__shown_order",
+        )
     )
     items = Item.objects.filter(project=project)
     models = dict(Response.objects.filter(item__project=project).values_list("id", "model"))
@@ -36,7 +44,7 @@ def project_stats(*, project: Project) -> dict:
             "pairwise": round(agreeing / compared, 4) if compared else None,
             "with_reference": _with_reference(project, by_item),
         },
-        "annotators": _annotators(judgments, per_annotator_agree),
+        "annotators": _annotators(judgments, per_annotator_agree, _gold_accuracy(judgments)),
         "leaderboard": _leaderboard(judgments, models),
     }
 
@@ -77,14 +85,9 @@ def _with_reference(project: Project, by_item: dict[int, list[dict]]) -> float |
     )
     if not references:
         return None
-    positions = defaultdict(dict)
-    for item_id, position, pk in Response.objects.filter(item_id__in=list(references)).values_list(
-        "item_id", "position", "id"
-    ):
-        positions[item_id][position] = pk
+    as_ids = _rankings_by_response_id(references)
     matches = total = 0
-    for item_id, reference in references.items():
-        ranking = [[positions[item_id][position] for position in group] for group in reference]
+    for item_id, ranking in as_ids.items():
         expected = _outcomes({"ranking": ranking})
         tally: dict[tuple[int, int], list[int]] = defaultdict(list)
         for judgment in by_item[item_id]:
@@ -98,7 +101,40 @@ def _with_reference(project: Project, by_item: dict[int, list[dict]]) -> float |
     return round(matches / total, 4) if total else None
 
 
-def _annotators(judgments: list[dict], per_annotator_agree) -> list[dict]:
+def _rankings_by_response_id(by_item: dict[int, list[list[int]]]) -> dict[int, list[list[int]]]:
+    """Rankings of response positions (references, gold answers) as rankings of response ids."""
+    positions: dict[int, dict[int, int]] = defaultdict(dict)
+    for item_id, position, pk in Response.objects.filter(item_id__in=list(by_item)).values_list(
+        "item_id", "position", "id"
+    ):
+        positions[item_id][position] = pk
+    return {
+        item_id: [[positions[item_id][position] for position in group] for group in ranking]
+        for item_id, ranking in by_item.items()
+    }
+
+
+def _gold_accuracy(judgments: list[dict]) -> dict[int, float]:
+    """Per annotator: the share of gold-item response pairs they ordered as the known answer does."""
+    gold_ids = {judgment["item_id"] for judgment in judgments if judgment["item__is_gold"]}
+    if not gold_ids:
+        return {}
+    answers = _rankings_by_response_id(
+        dict(Item.objects.filter(pk__in=gold_ids, gold_answer__isnull=False).values_list("id", "gold_answer"))
+    )
+    tally: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for judgment in judgments:
+        answer = answers.get(judgment["item_id"])
+        if answer is None:
+            continue
+        expected = _outcomes({"ranking": answer})
+        for pair, value in _outcomes(judgment).items():
+            tally[judgment["annotator_id"]][0] += int(expected.get(pair) == value)
+            tally[judgment["annotator_id"]][1] += 1
+    return {annotator_id: round(right / total, 4) for annotator_id, (right, total) in tally.items() if total}
+
+
+def _annotators(judgments: list[dict], per_annotator_agree, gold_accuracy: dict[int, float]) -> list[dict]:
     rows: dict[int, dict] = {}
     for judgment in judgments:
         row = rows.setdefault(
@@ -124,7 +160,7 @@ def _annotators(judgments: list[dict], per_annotator_agree) -> list[dict]:
                 "judgments": row["n"],
                 "median_seconds": round(statistics.median(row["seconds"]), 2) if row["seconds"] else None,
                 "agreement": round(agree / compared, 4) if compared else None,
-                "gold_accuracy": None,
+                "gold_accuracy": gold_accuracy.get(annotator_id),
                 "tie_rate": round(row["ties"] / row["n"], 4),
                 "left_share": round(row["left"] / row["strict"], 4) if row["strict"] else None,
                 "left_p_value": round(p_value, 4) if p_value is not None else None,

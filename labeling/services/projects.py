@@ -35,8 +35,14 @@ def project_create(
     lease_seconds: int | None = None,
     order: str = Project.Order.DEPTH_FIRST,
     license: str = "cc-by-4.0",
+    min_votes: int | None = None,
+    max_votes: int | None = None,
+    gold_rate: float = 0.0,
 ) -> Project:
-    """Create a project. Slugs are unique and URL-safe; overlap is at least 1."""
+    """Create a project. Slugs are unique and URL-safe; overlap is at least 1.
+
+    Adaptive overlap takes both `min_votes` and `max_votes` (1 <= min <= max).
+    """
     if slugify(slug) != slug or not slug:
         raise InvalidInput(f"'{slug}' is not a valid slug: use lowercase letters, digits and hyphens.")
     if mode not in Project.Mode.values:
@@ -45,6 +51,12 @@ def project_create(
         raise InvalidInput(f"Order '{order}' is unknown; use one of {', '.join(Project.Order.values)}.")
     if overlap < 1:
         raise InvalidInput(f"Overlap must be at least 1 (got {overlap}).")
+    if (min_votes is None) != (max_votes is None):
+        raise InvalidInput("Adaptive overlap needs both --min-votes and --max-votes.")
+    if min_votes is not None and not 1 <= min_votes <= max_votes:
+        raise InvalidInput(f"Need 1 <= min votes <= max votes (got {min_votes} and {max_votes}).")
+    if not 0.0 <= gold_rate <= 1.0:
+        raise InvalidInput(f"The gold rate is a share between 0 and 1 (got {gold_rate}).")
     if lease_seconds is not None and lease_seconds < 10:
         raise InvalidInput(f"Lease time must be at least 10 seconds (got {lease_seconds}).")
     with transaction.atomic():
@@ -59,6 +71,9 @@ def project_create(
             lease_seconds=lease_seconds or settings.LABELING_DEFAULT_LEASE_SECONDS,
             order=order,
             license=license,
+            min_votes=min_votes,
+            max_votes=max_votes,
+            gold_rate=gold_rate,
         )
 
 

@@ -18,6 +18,9 @@ class Command(ServiceCommand):
         parser.add_argument("--lease-seconds", type=int, help="How long an item stays leased to one annotator.")
         parser.add_argument("--order", choices=Project.Order.values, default=Project.Order.DEPTH_FIRST)
         parser.add_argument("--license", default="cc-by-4.0", help="License of the exported data.")
+        parser.add_argument("--min-votes", type=int, help="Adaptive overlap: judgments per item at first.")
+        parser.add_argument("--max-votes", type=int, help="Adaptive overlap: most judgments while votes disagree.")
+        parser.add_argument("--gold-rate", type=float, default=0.0, help="Share of claims that serve gold items.")
 
     def run(self, *args, **options):
         guidelines = ""
@@ -35,5 +38,9 @@ class Command(ServiceCommand):
             lease_seconds=options["lease_seconds"],
             order=options["order"],
             license=options["license"],
+            min_votes=options["min_votes"],
+            max_votes=options["max_votes"],
+            gold_rate=options["gold_rate"],
         )
-        self.stdout.write(f"Created project '{project.slug}' ({project.mode}, overlap {project.overlap}).")
+        votes = f"{project.min_votes}..{project.max_votes} votes" if project.adaptive else f"overlap {project.overlap}"
+        self.stdout.write(f"Created project '{project.slug}' ({project.mode}, {votes}).")

@@ -145,7 +145,9 @@ def _write_batch(project: Project, batch: list[NormalizedItem], report: ImportRe
             prompt=entry.prompt,
             metadata=entry.metadata,
             reference=entry.reference,
-            target=project.overlap,
+            is_gold=entry.gold_answer is not None,
+            gold_answer=entry.gold_answer,
+            target=project.initial_target,
         )
         for entry in fresh
     )

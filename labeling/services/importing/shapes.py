@@ -34,6 +34,7 @@ class NormalizedItem:
     responses: list[NormalizedResponse]
     reference: list[list[int]] | None = None
     metadata: dict = field(default_factory=dict)
+    gold_answer: list[list[int]] | None = None
 
 
 def detect_shape(columns: set[str]) -> str:
@@ -229,7 +230,32 @@ def _item(row: dict, prompt: list[dict], responses: list[NormalizedResponse], re
     metadata = row.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise RowInvalid("`metadata` must be an object")
-    return NormalizedItem(_external_id(row, prompt, contents), prompt, responses, reference, metadata)
+    return NormalizedItem(
+        _external_id(row, prompt, contents),
+        prompt,
+        responses,
+        reference,
+        metadata,
+        _gold(row, reference, len(responses)),
+    )
+
+
+def _gold(row: dict, reference, count: int) -> list[list[int]] | None:
+    """A gold item's known answer: `gold_answer` (a ranking of response positions, best first),
+    or `gold: true` on a row whose shape carries a reference preference."""
+    answer = row.get("gold_answer")
+    if answer is None:
+        if row.get("gold") in (True, "true", "1", 1):
+            if reference is None:
+                raise RowInvalid("`gold` is set but the row carries no answer; add `gold_answer`")
+            return reference
+        return None
+    if not isinstance(answer, list) or not all(isinstance(group, list) and group for group in answer):
+        raise RowInvalid("`gold_answer` must be a ranking of response positions, e.g. [[0], [1]]")
+    positions = [position for group in answer for position in group]
+    if not all(type(position) is int for position in positions) or sorted(positions) != list(range(count)):
+        raise RowInvalid(f"`gold_answer` must place each response position 0..{count - 1} exactly once")
+    return answer
 
 
 def _external_id(row: dict, prompt: list[dict], contents: list[str]) -> str:
