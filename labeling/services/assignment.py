@@ -31,6 +31,9 @@ _shuffle = random.SystemRandom()
 def assignment_next(*, project: Project, annotator: AbstractBaseUser) -> Assignment | None:
     """The annotator's live lease in `project`, or a new lease on the next item; None when nothing is left."""
     now = timezone.now()
+    # Release leases past their time first, in a transaction of its own, so the
+    # claim below holds no item locks while it may wait for one.
+    leases_expire(project=project, now=now)
     with transaction.atomic():
         # Two tabs or a double click of one annotator race here; locking their
         # membership row serializes them, so both get the same assignment.
@@ -42,9 +45,10 @@ def assignment_next(*, project: Project, annotator: AbstractBaseUser) -> Assignm
             .filter(project=project, annotator=annotator, state=Assignment.State.ACTIVE)
             .first()
         )
-        if current is not None and current.expires_at > now:
-            return current
-        leases_expire(project=project, now=now)
+        if current is not None:
+            if current.expires_at > now:
+                return current
+            _release(current, now)
         item = None
         if project.gold_rate and _shuffle.random() < project.gold_rate:
             item = _claim_gold(project, annotator)
@@ -61,6 +65,15 @@ def assignment_next(*, project: Project, annotator: AbstractBaseUser) -> Assignm
         )
         Item.objects.filter(pk=item.pk).update(filled=F("filled") + 1)
         return assignment
+
+
+def _release(assignment: Assignment, now) -> None:
+    """Expire one lease with a compare-and-set, freeing its slot once."""
+    released = Assignment.objects.filter(pk=assignment.pk, state=Assignment.State.ACTIVE).update(
+        state=Assignment.State.EXPIRED, finished_at=now
+    )
+    if released:
+        Item.objects.filter(pk=assignment.item_id).update(filled=F("filled") - 1)
 
 
 def _claim_item(project: Project, annotator: AbstractBaseUser) -> Item | None:
@@ -88,7 +101,14 @@ def _claim_item(project: Project, annotator: AbstractBaseUser) -> Item | None:
                 return item
     had_it = Exists(Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator))
     untouched = open_items.filter(filled=0).filter(~had_it)
-    return _lock_first(untouched, ("-priority", "id")) or _lock_first(open_items.filter(~had_it), order)
+    anything = open_items.filter(~had_it)
+    # Last, wait for rows others hold rather than skip them: an item being claimed
+    # by someone else may still have a slot, and "nothing left" must be true.
+    return (
+        _lock_first(untouched, ("-priority", "id"))
+        or _lock_first(anything, order)
+        or _lock_first(anything, order, wait=True)
+    )
 
 
 def _claim_gold(project: Project, annotator: AbstractBaseUser) -> Item | None:
@@ -103,8 +123,8 @@ def _claim_gold(project: Project, annotator: AbstractBaseUser) -> Item | None:
     return Item.objects.filter(pk=_shuffle.choice(candidates)).first()
 
 
-def _lock_first(queryset, order) -> Item | None:
-    return queryset.order_by(*order).select_for_update(skip_locked=True, of=("self",)).first()
+def _lock_first(queryset, order, *, wait: bool = False) -> Item | None:
+    return queryset.order_by(*order).select_for_update(skip_locked=not wait, of=("self",)).first()
 
 
 def leases_expire(*, project: Project | None = None, now=None, limit: int = EXPIRE_BATCH) -> int:
@@ -115,7 +135,7 @@ def leases_expire(*, project: Project | None = None, now=None, limit: int = EXPI
     to its submit.
     """
     now = now or timezone.now()
-    with transaction.atomic(savepoint=False):  # inside a claim, no savepoint round trips
+    with transaction.atomic():
         expired = Assignment.objects.filter(state=Assignment.State.ACTIVE, expires_at__lte=now)
         if project is not None:
             expired = expired.filter(project=project)

@@ -10,7 +10,7 @@ from labeling.services.judgments import judgment_submit, ranking_from_choice
 from labeling.services.projects import token_create
 from tests.factories import MembershipFactory, ProjectFactory
 
-MAX_NEXT_QUERIES = 12
+MAX_NEXT_QUERIES = 13
 MAX_SUBMIT_QUERIES = 10
 
 
