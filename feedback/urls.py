@@ -13,6 +13,8 @@ urlpatterns = [
     path("p/<slug:slug>/annotate/", annotate.annotate, name="annotate"),
     path("p/<slug:slug>/annotate/<str:assignment_id>/judge/", annotate.judge, name="judge"),
     path("p/<slug:slug>/annotate/<str:assignment_id>/skip/", annotate.skip, name="skip"),
+    path("p/<slug:slug>/history/", annotate.history, name="history"),
+    path("p/<slug:slug>/judgments/<str:judgment_id>/", annotate.revise, name="revise"),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
 ]

@@ -10,7 +10,7 @@ import uuid
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import Http404
 
-from labeling.models import Assignment, Membership, Project
+from labeling.models import Assignment, Judgment, Membership, Project
 
 
 def project_for_user(user: AbstractBaseUser, slug: str, *, manager: bool = False) -> Project:
@@ -56,3 +56,21 @@ def assignment_for_user(user: AbstractBaseUser, assignment_id: str, *, project: 
     if assignment is None:
         raise Http404("No such assignment.")
     return assignment
+
+
+def judgment_for_user(user: AbstractBaseUser, judgment_id: str, *, project: Project) -> Judgment:
+    """The user's own judgment with that id in `project`; else 404."""
+    try:
+        pk = uuid.UUID(str(judgment_id))
+    except ValueError:
+        raise Http404("No such judgment.") from None
+    if not user.is_authenticated:
+        raise Http404("No such judgment.")
+    judgment = (
+        Judgment.objects.select_related("assignment__item", "project")
+        .filter(pk=pk, annotator=user, project=project, project__memberships__user=user)
+        .first()
+    )
+    if judgment is None:
+        raise Http404("No such judgment.")
+    return judgment

@@ -31,6 +31,12 @@ class Project(models.Model):
     )
     gold_rate = models.FloatField(default=0.0, help_text="Share of claims that serve a gold item (0 to 1).")
     show_model_names = models.BooleanField(default=False)
+    rationale_required = models.BooleanField(default=False)
+    criteria = models.JSONField(
+        default=list, blank=True, help_text="Extra questions: [{key, label, type: likert|flag|text, per_response}]."
+    )
+    skip_reasons = models.JSONField(default=list, blank=True, help_text="Reasons an annotator may give for a skip.")
+    archived_at = models.DateTimeField(null=True, blank=True, help_text="Archived projects take no new judgments.")
     license = models.CharField(max_length=64, default="cc-by-4.0")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -194,6 +200,8 @@ class Judgment(models.Model):
     rationale = models.TextField(blank=True, default="")
     criteria = models.JSONField(default=dict, blank=True)
     seconds = models.FloatField(null=True, blank=True, help_text="Assignment to submit, server clock.")
+    visible_seconds = models.FloatField(null=True, blank=True, help_text="Time the page was visible, page clock.")
+    revision = models.PositiveIntegerField(default=1)
     late = models.BooleanField(default=False, help_text="Arrived after its lease expired.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -203,6 +211,26 @@ class Judgment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.annotator} on {self.item}"
+
+
+class JudgmentRevision(models.Model):
+    """An earlier version of a judgment, kept when the annotator revises it."""
+
+    judgment = models.ForeignKey(Judgment, on_delete=models.CASCADE, related_name="revisions")
+    revision = models.PositiveIntegerField()
+    ranking = models.JSONField()
+    strength = models.PositiveSmallIntegerField(null=True, blank=True)
+    both_bad = models.BooleanField(default=False)
+    rationale = models.TextField(blank=True, default="")
+    criteria = models.JSONField(default=dict, blank=True)
+    made_at = models.DateTimeField(help_text="When this version was stored.")
+
+    class Meta:
+        ordering = ["judgment", "revision"]
+        constraints = [models.UniqueConstraint(fields=["judgment", "revision"], name="judgment_revision_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.judgment_id} v{self.revision}"
 
 
 class ApiToken(models.Model):

@@ -6,7 +6,9 @@ only http, https and mailto links. This module is the only one allowed to call
 `mark_safe`: a test fails if it appears anywhere else.
 """
 
+import difflib
 import html
+import re
 
 import nh3
 from django.utils.safestring import SafeString, mark_safe
@@ -62,3 +64,25 @@ def render_markdown(text: str) -> SafeString:
 def render_plain(text: str) -> SafeString:
     """Untrusted text shown verbatim (escaped), line breaks kept."""
     return mark_safe(html.escape(text or "").replace("\n", "<br>"))  # noqa: S308 - escaped just above
+
+
+_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
+
+
+def render_diff(left: str, right: str) -> tuple[SafeString, SafeString]:
+    """Two untrusted texts, escaped, with the words that differ between them marked."""
+    left_tokens, right_tokens = _TOKEN.findall(left or ""), _TOKEN.findall(right or "")
+    matcher = difflib.SequenceMatcher(a=left_tokens, b=right_tokens, autojunk=False)
+    left_html, right_html = [], []
+    for operation, a_start, a_end, b_start, b_end in matcher.get_opcodes():
+        left_part = html.escape("".join(left_tokens[a_start:a_end]))
+        right_part = html.escape("".join(right_tokens[b_start:b_end]))
+        if operation == "equal":
+            left_html.append(left_part)
+            right_html.append(right_part)
+            continue
+        if left_part:
+            left_html.append(f'<mark class="diff-del">{left_part}</mark>')
+        if right_part:
+            right_html.append(f'<mark class="diff-ins">{right_part}</mark>')
+    return mark_safe("".join(left_html)), mark_safe("".join(right_html))  # noqa: S308 - every part escaped above

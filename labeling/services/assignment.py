@@ -18,7 +18,7 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from labeling.models import Assignment, Item, Membership, Project
-from labeling.services.errors import Conflict, NotFound
+from labeling.services.errors import Conflict, InvalidInput, NotFound
 
 EXPIRE_BATCH = 100
 # Open items read per claim before falling back to untouched ones (see _claim_item).
@@ -30,6 +30,8 @@ _shuffle = random.SystemRandom()
 
 def assignment_next(*, project: Project, annotator: AbstractBaseUser) -> Assignment | None:
     """The annotator's live lease in `project`, or a new lease on the next item; None when nothing is left."""
+    if project.archived_at is not None:
+        return None  # an archived project hands out no more work
     now = timezone.now()
     # Release leases past their time first, in a transaction of its own, so the
     # claim below holds no item locks while it may wait for one.
@@ -160,6 +162,9 @@ def assignment_skip(*, assignment: Assignment, annotator: AbstractBaseUser, reas
     Idempotent: skipping a skipped assignment returns it unchanged.
     """
     reason = (reason or "").strip()[:500]
+    reasons = assignment.project.skip_reasons or []
+    if reasons and reason not in reasons:
+        raise InvalidInput(f"Choose a reason for skipping: {', '.join(reasons)}.")
     with transaction.atomic():
         # Lock the lease so a skip and a submit of the same assignment cannot both win.
         locked = Assignment.objects.select_for_update().filter(pk=assignment.pk, annotator=annotator).first()

@@ -7,7 +7,8 @@ from django.db import transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
-from labeling.models import Assignment, Item, Judgment
+from labeling.models import Assignment, Item, Judgment, JudgmentRevision, Project
+from labeling.services.criteria import criteria_answers_validate
 from labeling.services.errors import Conflict, InvalidInput, NotFound
 
 Ranking = list[list[int]]
@@ -27,6 +28,22 @@ def ranking_from_choice(*, assignment: Assignment, choice: str) -> Ranking:
     if normalized is None:
         raise InvalidInput("Choose A, B or tie.")
     return {"A": [[left], [right]], "B": [[right], [left]], "tie": [[left, right]]}[normalized]
+
+
+def ranking_from_ranks(*, assignment: Assignment, ranks: dict) -> Ranking:
+    """Rank numbers per response id (1 = best; equal numbers tie) as a ranking."""
+    if len(ranks) != len(assignment.shown_order):
+        raise InvalidInput(f"Give every one of the {len(assignment.shown_order)} responses a rank.")
+    by_rank: dict[int, list[int]] = {}
+    for response_id, rank in ranks.items():
+        try:
+            number = int(rank)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"Rank {rank!r} is not a whole number.") from None
+        if not 1 <= number <= len(assignment.shown_order):
+            raise InvalidInput(f"Ranks go from 1 to {len(assignment.shown_order)} (got {number}).")
+        by_rank.setdefault(number, []).append(int(response_id))
+    return [sorted(ids) for _, ids in sorted(by_rank.items())]
 
 
 def ranking_validate(*, ranking, shown_order: list[int]) -> Ranking:
@@ -66,21 +83,14 @@ def judgment_submit(
     both_bad: bool = False,
     rationale: str = "",
     criteria: dict | None = None,
+    visible_seconds: float | None = None,
 ) -> tuple[Judgment, bool]:
     """Store the annotator's judgment for a leased item, once.
 
     Idempotent per assignment: a retry or double click returns the stored judgment
     and `False`. A judgment arriving after its lease expired is still stored.
     """
-    if strength is not None and strength not in STRENGTHS:
-        raise InvalidInput("`strength` must be 1 (slightly), 2 (clearly) or 3 (much better).")
-    rationale = rationale or ""
-    if len(rationale) > MAX_RATIONALE_CHARS:
-        raise InvalidInput(
-            f"The rationale is too long ({len(rationale):,} characters; at most {MAX_RATIONALE_CHARS:,})."
-        )
-    if criteria is not None and not isinstance(criteria, dict):
-        raise InvalidInput("`criteria` must be an object.")
+    _check_details(strength=strength, rationale=rationale)
     now = timezone.now()
     with transaction.atomic():
         # Lock the assignment: a double submit waits here, then finds the first one's judgment.
@@ -98,6 +108,7 @@ def judgment_submit(
         if locked.state == Assignment.State.SKIPPED:
             raise Conflict("You skipped this item, so it cannot be judged any more.")
         validated = ranking_validate(ranking=ranking, shown_order=locked.shown_order)
+        details = _details(locked.project, locked.shown_order, validated, strength, both_bad, rationale, criteria)
         released = locked.state == Assignment.State.EXPIRED
         judgment = Judgment.objects.create(
             assignment=locked,
@@ -105,11 +116,9 @@ def judgment_submit(
             item_id=locked.item_id,
             annotator=annotator,
             ranking=validated,
-            strength=strength,
-            both_bad=bool(both_bad),
-            rationale=rationale.strip(),
-            criteria=criteria or {},
+            **details,
             seconds=round((now - locked.created_at).total_seconds(), 3),
+            visible_seconds=_seconds(visible_seconds),
             late=released or locked.expires_at < now,
         )
         Assignment.objects.filter(pk=locked.pk).update(state=Assignment.State.SUBMITTED, finished_at=now)
@@ -160,3 +169,94 @@ def adaptive_settle(rankings: list, *, min_votes: int, max_votes: int) -> tuple[
     if votes >= max_votes or (votes >= min_votes and runner_up == 0) or (votes > min_votes and leader - runner_up >= 2):
         return True, max(votes, min_votes)
     return False, min(votes + 1, max_votes)
+
+
+def _check_details(*, strength, rationale) -> None:
+    if strength is not None and strength not in STRENGTHS:
+        raise InvalidInput("`strength` must be 1 (slightly), 2 (clearly) or 3 (much better).")
+    if rationale is not None and not isinstance(rationale, str):
+        raise InvalidInput("`rationale` must be text.")
+    if rationale and len(rationale) > MAX_RATIONALE_CHARS:
+        raise InvalidInput(
+            f"The rationale is too long ({len(rationale):,} characters; at most {MAX_RATIONALE_CHARS:,})."
+        )
+
+
+def _details(project: Project, shown_order, ranking: Ranking, strength, both_bad, rationale, criteria) -> dict:
+    """The judgment's fields besides the ranking, checked against the project's rules."""
+    _check_details(strength=strength, rationale=rationale)
+    rationale = (rationale or "").strip()
+    if project.rationale_required and not rationale:
+        raise InvalidInput("This project asks for a rationale: say briefly why.")
+    answers = criteria_answers_validate(definitions=project.criteria or [], answers=criteria, response_ids=shown_order)
+    tie = len(ranking) == 1
+    return {
+        "strength": None if tie else strength,
+        "both_bad": bool(both_bad),
+        "rationale": rationale,
+        "criteria": answers,
+    }
+
+
+def _seconds(value) -> float | None:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return round(seconds, 3) if 0 <= seconds < 7 * 24 * 3600 else None
+
+
+def judgment_revise(
+    *,
+    judgment: Judgment,
+    annotator: AbstractBaseUser,
+    ranking,
+    strength: int | None = None,
+    both_bad: bool = False,
+    rationale: str = "",
+    criteria: dict | None = None,
+) -> Judgment:
+    """Change a stored judgment, keeping the earlier version; only while the project is open.
+
+    Vote counters do not move: it is still one judgment of one assignment.
+    """
+    with transaction.atomic():
+        # Lock the judgment so two revisions in flight keep every version.
+        locked = (
+            Judgment.objects.select_for_update(of=("self",))
+            .select_related("project", "assignment")
+            .filter(pk=judgment.pk, annotator=annotator)
+            .first()
+        )
+        if locked is None:
+            raise NotFound("No such judgment.")
+        if locked.project.archived_at is not None:
+            raise Conflict("This project is archived; its judgments can no longer change.")
+        shown = locked.assignment.shown_order
+        validated = ranking_validate(ranking=ranking, shown_order=shown)
+        details = _details(locked.project, shown, validated, strength, both_bad, rationale, criteria)
+        JudgmentRevision.objects.create(
+            judgment=locked,
+            revision=locked.revision,
+            ranking=locked.ranking,
+            strength=locked.strength,
+            both_bad=locked.both_bad,
+            rationale=locked.rationale,
+            criteria=locked.criteria,
+            made_at=locked.updated_at,
+        )
+        locked.ranking = validated
+        for field, value in details.items():
+            setattr(locked, field, value)
+        locked.revision += 1
+        locked.save()
+        return locked
+
+
+def judgments_history(*, project: Project, annotator: AbstractBaseUser, limit: int = 200):
+    """The annotator's judgments in this project, newest first, with their items."""
+    return (
+        Judgment.objects.filter(project=project, annotator=annotator)
+        .select_related("item")
+        .order_by("-created_at")[:limit]
+    )

@@ -3,37 +3,83 @@
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from labeling.access import assignment_for_user, project_for_user
-from labeling.models import Assignment, Project
+from labeling.access import assignment_for_user, judgment_for_user, project_for_user
+from labeling.forms import judgment_from_post
+from labeling.models import Assignment, Judgment, Project
+from labeling.rendering import render_diff
 from labeling.services.assignment import assignment_next, assignment_skip
 from labeling.services.errors import DomainError
-from labeling.services.judgments import judgment_submit, ranking_from_choice
+from labeling.services.judgments import judgment_revise, judgment_submit, judgments_history
 from labeling.services.progress import annotator_progress
 
 LABELS = "ABCDEFGH"
+STRENGTHS = ((1, "slightly", "Z"), (2, "clearly", "X"), (3, "much", "C"))
 
 
 class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
-def _render(request: HtmxHttpRequest, project: Project, assignment: Assignment | None, *, error: str = "", status=200):
+def item_context(project: Project, assignment: Assignment, *, judgment: Judgment | None = None, post=None) -> dict:
+    """What the judgment form shows: the prompt, the responses as shown, the questions, earlier answers."""
+    responses = {response.pk: response for response in assignment.item.responses.all()}
+    shown = [responses[pk] for pk in assignment.shown_order]
+    rank_of = {}
+    if judgment is not None:
+        rank_of = {pk: index + 1 for index, group in enumerate(judgment.ranking) for pk in group}
+    if post is not None:
+        rank_of = {pk: post.get(f"rank_{pk}", "") for pk in assignment.shown_order}
+    criteria = (judgment.criteria if judgment else {}) or {}
+    for label, response in zip(LABELS, shown, strict=False):
+        response.label = label
+        response.pk_str = str(response.pk)
+        response.rank = rank_of.get(response.pk, "")
+    for definition in project.criteria or []:
+        for response in shown:
+            value = criteria.get(definition["key"], {})
+            response.__dict__.setdefault("criteria", []).append(
+                {**definition, "value": value.get(str(response.pk)) if isinstance(value, dict) else None}
+            )
+    context = {
+        "assignment": assignment,
+        "prompt": assignment.item.prompt,
+        "responses": shown,
+        "pairwise": len(shown) == 2 and project.mode == Project.Mode.PAIRWISE,
+        "strengths": STRENGTHS,
+        "item_criteria": [
+            {**definition, "value": criteria.get(definition["key"])}
+            for definition in project.criteria or []
+            if not definition.get("per_response")
+        ],
+        "judgment": judgment,
+        "choice": _choice(assignment, judgment) if judgment else (post.get("choice") if post else None),
+        "initial": post or {},
+    }
+    if len(shown) == 2:
+        context["diff"] = render_diff(shown[0].content, shown[1].content)
+    return context
+
+
+def _choice(assignment: Assignment, judgment: Judgment) -> str:
+    if len(judgment.ranking) == 1:
+        return "tie"
+    return "A" if judgment.ranking[0] == [assignment.shown_order[0]] else "B"
+
+
+def _render(request: HtmxHttpRequest, project: Project, assignment: Assignment | None, *, error="", status=200):
     context = {
         "project": project,
         "assignment": assignment,
         "error": error,
         "progress": annotator_progress(project=project, annotator=request.user),
+        "action": reverse("judge", args=[project.slug, assignment.pk]) if assignment else "",
     }
     if assignment is not None:
-        responses = {response.pk: response for response in assignment.item.responses.all()}
-        shown = [responses[pk] for pk in assignment.shown_order]
-        for label, response in zip(LABELS, shown, strict=False):
-            response.label = label
-        context["responses"] = shown
-        context["prompt"] = assignment.item.prompt
+        context.update(item_context(project, assignment, post=request.POST if error else None))
     template = "labeling/annotate.html#item" if request.htmx else "labeling/annotate.html"
     return render(request, template, context, status=status)
 
@@ -51,8 +97,13 @@ def judge(request: HtmxHttpRequest, slug: str, assignment_id: str) -> HttpRespon
     project = project_for_user(request.user, slug)
     assignment = assignment_for_user(request.user, assignment_id, project=project)
     try:
-        ranking = ranking_from_choice(assignment=assignment, choice=request.POST.get("choice", ""))
-        judgment_submit(assignment=assignment, annotator=request.user, ranking=ranking)
+        fields = judgment_from_post(request.POST, assignment=assignment, project=project)
+        judgment_submit(
+            assignment=assignment,
+            annotator=request.user,
+            visible_seconds=request.POST.get("visible_seconds"),
+            **fields,
+        )
     except DomainError as error:
         return _render(request, project, assignment, error=error.message, status=422)
     if not request.htmx:
@@ -68,7 +119,40 @@ def skip(request: HtmxHttpRequest, slug: str, assignment_id: str) -> HttpRespons
     try:
         assignment_skip(assignment=assignment, annotator=request.user, reason=request.POST.get("reason", ""))
     except DomainError as error:
-        return _render(request, project, assignment, error=error.message, status=409)
+        return _render(request, project, assignment, error=error.message, status=422)
     if not request.htmx:
         return redirect("annotate", slug=project.slug)
     return _render(request, project, assignment_next(project=project, annotator=request.user))
+
+
+@login_required
+@require_GET
+def history(request: HttpRequest, slug: str) -> HttpResponse:
+    project = project_for_user(request.user, slug)
+    judgments = judgments_history(project=project, annotator=request.user)
+    return render(request, "labeling/history.html", {"project": project, "judgments": judgments})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def revise(request: HttpRequest, slug: str, judgment_id: str) -> HttpResponse:
+    """Reopen a past judgment; a POST stores a new version and keeps the old one."""
+    project = project_for_user(request.user, slug)
+    judgment = judgment_for_user(request.user, judgment_id, project=project)
+    assignment = judgment.assignment
+    error, status = "", 200
+    if request.method == "POST":
+        try:
+            fields = judgment_from_post(request.POST, assignment=assignment, project=project)
+            judgment_revise(judgment=judgment, annotator=request.user, **fields)
+            return redirect("history", slug=project.slug)
+        except DomainError as exc:
+            error, status = exc.message, 422
+    context = {
+        "project": project,
+        "error": error,
+        "action": reverse("revise", args=[project.slug, judgment.pk]),
+        "revisions": judgment.revisions.all(),
+        **item_context(project, assignment, judgment=judgment, post=request.POST if error else None),
+    }
+    return render(request, "labeling/revise.html", context, status=status)

@@ -1,37 +1,194 @@
-// Keyboard shortcuts for the annotate page. No inline script: CSP forbids it.
-// 1/A: left better, 2/B: right better, 3/T: tie, Enter: submit.
+// The annotate page's keyboard, ranking and timing. No inline script: CSP forbids it.
+// Pairwise: 1/A, 2/B, 3/T choose; Z/X/C strength; D differences. Ranking: 1-8 select,
+// arrows (or K/J) move, = ties. Always: N both bad, R rationale, S skip, G guidelines,
+// ? help, Enter submit (Ctrl+Enter from the rationale).
 (function () {
   "use strict";
-  var KEYS = { "1": "A", a: "A", "2": "B", b: "B", "3": "tie", t: "tie" };
+  var CHOICES = { "1": "A", a: "A", "2": "B", b: "B", "3": "tie", t: "tie" };
+  var STRENGTH = { z: "1", x: "2", c: "3" };
+  var selected = null;
+  var visibleMs = 0;
+  var visibleSince = document.visibilityState === "visible" ? Date.now() : null;
 
-  function typing(target) {
-    var tag = target && target.tagName;
-    return tag === "TEXTAREA" || tag === "SELECT" || (tag === "INPUT" && target.type !== "radio") || (target && target.isContentEditable);
+  function form() { return document.querySelector("#item form.judge"); }
+  function isRanking(f) { return f && f.classList.contains("mode-ranking"); }
+  function typing(el) {
+    var tag = el && el.tagName;
+    return tag === "TEXTAREA" || tag === "SELECT" || (el && el.isContentEditable) ||
+      (tag === "INPUT" && ["radio", "checkbox", "button", "submit"].indexOf(el.type) < 0);
+  }
+  function check(f, selector) {
+    var input = f.querySelector(selector);
+    if (input) { input.checked = true; input.focus(); }
+    return !!input;
   }
 
+  // ---- time the page was visible, sent with the judgment ----
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") { visibleSince = Date.now(); }
+    else if (visibleSince !== null) { visibleMs += Date.now() - visibleSince; visibleSince = null; }
+  });
+  function stampVisible(f) {
+    var field = f.querySelector('input[name="visible_seconds"]');
+    var total = visibleMs + (visibleSince !== null ? Date.now() - visibleSince : 0);
+    if (field) { field.value = (total / 1000).toFixed(1); }
+  }
+  document.addEventListener("submit", function (event) {
+    if (event.target.classList.contains("judge")) { stampVisible(event.target); }
+  }, true);
+  document.addEventListener("htmx:configRequest", function (event) {
+    var f = event.detail.elt;
+    if (f && f.classList && f.classList.contains("judge")) {
+      stampVisible(f);
+      event.detail.parameters.visible_seconds = f.querySelector('input[name="visible_seconds"]').value;
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    visibleMs = 0; selected = null;
+    visibleSince = document.visibilityState === "visible" ? Date.now() : null;
+  });
+
+  // ---- ranking: the list order is the ranking; a "tied" item shares the rank above ----
+  function items(f) { return Array.prototype.slice.call(f.querySelectorAll("li.rank-item")); }
+  function renumber(f) {
+    var rank = 0;
+    items(f).forEach(function (li, index) {
+      if (index === 0) { li.classList.remove("tied"); }
+      if (!li.classList.contains("tied")) { rank = index + 1; }
+      li.querySelector(".rank-input").value = rank;
+    });
+  }
+  function announce(f, text) {
+    var status = f.querySelector(".status");
+    if (status) { status.textContent = text; }
+  }
+  function describe(f, li) {
+    return "Response " + li.dataset.label + " is now rank " + li.querySelector(".rank-input").value +
+      (li.classList.contains("tied") ? ", tied with the one above" : "") + ".";
+  }
+  function select(f, li) {
+    items(f).forEach(function (other) { other.classList.remove("selected"); other.removeAttribute("aria-current"); });
+    selected = li;
+    li.classList.add("selected");
+    li.setAttribute("aria-current", "true");
+    announce(f, "Selected response " + li.dataset.label + ".");
+  }
+  function move(f, li, step) {
+    var list = li.parentNode;
+    if (step < 0 && li.previousElementSibling) { list.insertBefore(li, li.previousElementSibling); }
+    if (step > 0 && li.nextElementSibling) { list.insertBefore(li.nextElementSibling, li); }
+    renumber(f);
+    announce(f, describe(f, li));
+  }
+  function tie(f, li) {
+    if (!li.previousElementSibling) { announce(f, "The first response cannot tie with one above."); return; }
+    li.classList.toggle("tied");
+    renumber(f);
+    announce(f, describe(f, li));
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-action]");
+    if (!button) { return; }
+    var f = button.closest("form.judge") || form();
+    var li = button.closest("li.rank-item");
+    var action = button.dataset.action;
+    if (action === "up" || action === "down") { move(f, li, action === "up" ? -1 : 1); select(f, li); }
+    else if (action === "tie") { tie(f, li); }
+    else if (action === "expand") {
+      var box = button.closest(".response");
+      var open = box.classList.toggle("expanded");
+      button.setAttribute("aria-expanded", String(open));
+      button.textContent = open ? "Collapse" : "Expand";
+    } else if (action === "diff") { toggleDiff(f, button); }
+    else if (action === "help") { help(); }
+  });
+  function toggleDiff(f, button) {
+    button = button || f.querySelector('button[data-action="diff"]');
+    if (!button) { return; }
+    var on = button.getAttribute("aria-pressed") !== "true";
+    button.setAttribute("aria-pressed", String(on));
+    f.querySelectorAll(".response").forEach(function (box) {
+      box.querySelector(".rendered").hidden = on;
+      box.querySelector(".diffview").hidden = !on;
+    });
+  }
+  function help() {
+    var dialog = document.getElementById("shortcuts");
+    if (dialog && !dialog.open) { dialog.showModal(); }
+  }
+
+  // drag and drop
+  var dragged = null;
+  document.addEventListener("dragstart", function (event) {
+    var li = event.target.closest && event.target.closest("li.rank-item");
+    if (!li) { return; }
+    dragged = li;
+    event.dataTransfer.effectAllowed = "move";
+    event.dataTransfer.setData("text/plain", li.dataset.responseId);
+  });
+  document.addEventListener("dragover", function (event) {
+    if (dragged && event.target.closest && event.target.closest("li.rank-item")) { event.preventDefault(); }
+  });
+  document.addEventListener("drop", function (event) {
+    var target = event.target.closest && event.target.closest("li.rank-item");
+    if (!dragged || !target || target === dragged) { return; }
+    event.preventDefault();
+    var box = target.getBoundingClientRect();
+    var after = event.clientY > box.top + box.height / 2;
+    target.parentNode.insertBefore(dragged, after ? target.nextElementSibling : target);
+    var f = target.closest("form.judge");
+    renumber(f);
+    select(f, dragged);
+    announce(f, describe(f, dragged));
+    dragged = null;
+  });
+  document.addEventListener("dragend", function () { dragged = null; });
+
+  // ---- the keyboard ----
   document.addEventListener("keydown", function (event) {
-    if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
-    var form = document.querySelector("#item form.judge");
-    if (!form) return;
-    var choice = KEYS[event.key.toLowerCase()];
-    if (choice) {
-      var radio = form.querySelector('input[name="choice"][value="' + choice + '"]');
-      if (radio) {
-        radio.checked = true;
-        radio.focus();
+    var f = form();
+    var key = event.key;
+    if (event.target.tagName === "TEXTAREA" && key === "Enter" && (event.ctrlKey || event.metaKey) && f) {
+      event.preventDefault(); f.requestSubmit(); return;
+    }
+    if (key === "Escape" && typing(event.target)) { event.target.blur(); return; }
+    if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target) || !f) { return; }
+    var lower = key.toLowerCase();
+    if (key === "?") { event.preventDefault(); help(); return; }
+    if (lower === "n") { event.preventDefault(); var bad = f.querySelector('input[name="both_bad"]'); bad.checked = !bad.checked; return; }
+    if (lower === "r") { event.preventDefault(); f.querySelector('textarea[name="rationale"]').focus(); return; }
+    if (lower === "g") { var d = document.querySelector("details.guidelines"); if (d) { d.open = !d.open; } return; }
+    if (lower === "s") {
+      var skip = document.querySelector("#item form.skip");
+      if (skip) {
         event.preventDefault();
+        var reason = skip.querySelector("select");
+        if (reason && !reason.value) { reason.focus(); } else { skip.requestSubmit(); }
       }
       return;
     }
-    if (event.key === "Enter") {
-      // Links, buttons and summaries keep their own Enter (e.g. "Skip this item").
-      if (event.target.closest && event.target.closest("a, button, summary, select, textarea, [role=button]")) return;
-      event.preventDefault();
-      if (form.querySelector('input[name="choice"]:checked')) {
-        form.requestSubmit();
-      } else {
-        form.reportValidity();
+    if (isRanking(f)) {
+      var list = items(f);
+      var index = "12345678".indexOf(key);
+      if (index < 0) { index = "abcdefgh".indexOf(lower); }
+      if (index >= 0 && key.length === 1) {
+        var byLabel = list.filter(function (li) { return li.dataset.label === "ABCDEFGH"[index]; })[0];
+        if (byLabel) { event.preventDefault(); select(f, byLabel); }
+        return;
       }
+      if (selected && (key === "ArrowUp" || lower === "k")) { event.preventDefault(); move(f, selected, -1); return; }
+      if (selected && (key === "ArrowDown" || lower === "j")) { event.preventDefault(); move(f, selected, 1); return; }
+      if (selected && (key === "=" || key === "+")) { event.preventDefault(); tie(f, selected); return; }
+    } else {
+      if (CHOICES[lower]) { event.preventDefault(); check(f, 'input[name="choice"][value="' + CHOICES[lower] + '"]'); return; }
+      if (STRENGTH[lower]) { event.preventDefault(); check(f, 'input[name="strength"][value="' + STRENGTH[lower] + '"]'); return; }
+      if (lower === "d") { event.preventDefault(); toggleDiff(f); return; }
+    }
+    if (key === "Enter") {
+      // Links, buttons and summaries keep their own Enter (e.g. "Skip this item").
+      if (event.target.closest && event.target.closest("a, button, summary, select, [role=button]")) { return; }
+      event.preventDefault();
+      if (f.checkValidity()) { f.requestSubmit(); } else { f.reportValidity(); }
     }
   });
 })();

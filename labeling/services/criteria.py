@@ -1,0 +1,118 @@
+"""Criteria: a project's extra questions, and the answers to them.
+
+A definition is a list of {key, label, type, per_response, required}:
+- `likert`: 1..5, `flag`: yes/no, `text`: free text (at most 2,000 characters);
+- `per_response`: asked once per response (answers keyed by response id) or once per item.
+Answers are stored as {key: value} or {key: {response id: value}}.
+"""
+
+import re
+
+from labeling.services.errors import InvalidInput
+
+TYPES = ("likert", "flag", "text")
+LIKERT = range(1, 6)
+MAX_TEXT = 2000
+_KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def criteria_definitions_validate(definitions) -> list[dict]:
+    """A project's criteria, normalized; raises naming the entry and field at fault."""
+    if definitions in (None, ""):
+        return []
+    if not isinstance(definitions, list):
+        raise InvalidInput("Criteria must be a list of {key, label, type} objects.")
+    result, keys = [], set()
+    for index, entry in enumerate(definitions):
+        where = f"criteria[{index}]"
+        if not isinstance(entry, dict):
+            raise InvalidInput(f"{where} must be an object with key, label and type.")
+        key = entry.get("key")
+        if not isinstance(key, str) or not _KEY.match(key):
+            raise InvalidInput(f"{where}.key must be lowercase letters, digits or _ (got {key!r}).")
+        if key in keys:
+            raise InvalidInput(f"{where}.key '{key}' is used twice.")
+        keys.add(key)
+        kind = entry.get("type")
+        if kind not in TYPES:
+            raise InvalidInput(f"{where}.type must be one of {', '.join(TYPES)} (got {kind!r}).")
+        label = entry.get("label") or key.replace("_", " ").capitalize()
+        if not isinstance(label, str) or len(label) > 200:
+            raise InvalidInput(f"{where}.label must be text of at most 200 characters.")
+        result.append(
+            {
+                "key": key,
+                "label": label,
+                "type": kind,
+                "per_response": bool(entry.get("per_response", kind != "text")),
+                "required": bool(entry.get("required", False)),
+            }
+        )
+    return result
+
+
+def criteria_answers_validate(*, definitions: list[dict], answers, response_ids: list[int]) -> dict:
+    """Check answers against the definitions; returns them normalized (response ids as strings)."""
+    answers = answers or {}
+    if not isinstance(answers, dict):
+        raise InvalidInput("`criteria` must be an object keyed by criterion.")
+    known = {definition["key"] for definition in definitions}
+    unknown = set(answers) - known
+    if unknown:
+        raise InvalidInput(f"Unknown criteria: {', '.join(sorted(unknown))}.")
+    result = {}
+    for definition in definitions:
+        key, value = definition["key"], answers.get(definition["key"])
+        if definition["per_response"]:
+            value = _per_response(definition, value, response_ids)
+        else:
+            value = _answer(definition, value, definition["label"])
+        if definition["required"] and (value is None or value == {} or value == ""):
+            raise InvalidInput(f"Answer '{definition['label']}': it is required.")
+        if value not in (None, {}, ""):
+            result[key] = value
+    return result
+
+
+def _per_response(definition: dict, value, response_ids: list[int]) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"'{definition['label']}' must be answered per response.")
+    allowed = {str(pk) for pk in response_ids}
+    result = {}
+    for response_id, answer in value.items():
+        if str(response_id) not in allowed:
+            raise InvalidInput(f"'{definition['label']}' names response {response_id!r}, which is not in this item.")
+        checked = _answer(definition, answer, definition["label"])
+        if checked is not None:
+            result[str(response_id)] = checked
+    if definition["required"] and set(result) != allowed:
+        raise InvalidInput(f"Answer '{definition['label']}' for every response: it is required.")
+    return result
+
+
+def _answer(definition: dict, value, label: str):
+    if value is None or value == "":
+        return None
+    kind = definition["type"]
+    if kind == "likert":
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"'{label}' takes a whole number from 1 to 5 (got {value!r}).") from None
+        if number not in LIKERT or (isinstance(value, float) and not value.is_integer()):
+            raise InvalidInput(f"'{label}' takes a whole number from 1 to 5 (got {value!r}).")
+        return number
+    if kind == "flag":
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in {"1", "true", "yes", "on"}:
+            return True
+        if str(value).lower() in {"0", "false", "no", "off"}:
+            return False
+        raise InvalidInput(f"'{label}' is yes or no (got {value!r}).")
+    text = str(value).strip()
+    if len(text) > MAX_TEXT:
+        raise InvalidInput(f"'{label}' is too long ({len(text):,} characters; at most {MAX_TEXT:,}).")
+    return text or None
