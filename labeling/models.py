@@ -156,6 +156,7 @@ class Assignment(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments", db_index=False
     )
     state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    queued = models.BooleanField(default=False, help_text="Leased ahead, while the annotator reads the current item.")
     shown_order = models.JSONField(help_text="Response ids in the order shown, left to right.")
     skip_reason = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -166,9 +167,10 @@ class Assignment(models.Model):
         constraints = [
             # No annotator is ever given the same item twice.
             models.UniqueConstraint(fields=["item", "annotator"], name="assignment_item_annotator_unique"),
-            # One live lease per annotator and project: two tabs share it.
+            # One current and at most one queued live lease per annotator and project:
+            # two tabs share them.
             models.UniqueConstraint(
-                fields=["project", "annotator"],
+                fields=["project", "annotator", "queued"],
                 condition=Q(state="active"),
                 name="assignment_one_active_per_annotator",
             ),

@@ -29,7 +29,11 @@ _shuffle = random.SystemRandom()
 
 
 def assignment_next(*, project: Project, annotator: AbstractBaseUser) -> Assignment | None:
-    """The annotator's live lease in `project`, or a new lease on the next item; None when nothing is left."""
+    """The annotator's current lease in `project`, or the next one; None when nothing is left.
+
+    The next one is the item leased ahead by `assignment_prefetch` when there is
+    one (its lease starts afresh), else a new claim.
+    """
     if project.archived_at is not None:
         return None  # an archived project hands out no more work
     now = timezone.now()
@@ -37,36 +41,78 @@ def assignment_next(*, project: Project, annotator: AbstractBaseUser) -> Assignm
     # claim below holds no item locks while it may wait for one.
     leases_expire(project=project, now=now)
     with transaction.atomic():
-        # Two tabs or a double click of one annotator race here; locking their
-        # membership row serializes them, so both get the same assignment.
-        membership = Membership.objects.select_for_update().filter(project=project, user=annotator).first()
-        if membership is None:
-            raise NotFound("You are not a member of this project.")
-        current = (
-            Assignment.objects.select_related("item")
-            .filter(project=project, annotator=annotator, state=Assignment.State.ACTIVE)
-            .first()
-        )
+        current, queued = _leases(project, annotator)
         if current is not None:
             if current.expires_at > now:
                 return current
             _release(current, now)
-        item = None
-        if project.gold_rate and _shuffle.random() < project.gold_rate:
-            item = _claim_gold(project, annotator)
-        item = item or _claim_item(project, annotator)
-        if item is None:
+        if queued is not None:
+            if queued.expires_at > now:
+                fresh = {
+                    "queued": False,
+                    "created_at": now,
+                    "expires_at": now + timedelta(seconds=project.lease_seconds),
+                }
+                Assignment.objects.filter(pk=queued.pk).update(**fresh)
+                for field, value in fresh.items():
+                    setattr(queued, field, value)
+                return queued
+            _release(queued, now)
+        return _lease_new(project, annotator, now, queued=False)
+
+
+def assignment_prefetch(*, project: Project, annotator: AbstractBaseUser) -> Assignment | None:
+    """Lease the item after the current one, so the page can show it the moment the current one is judged."""
+    if project.archived_at is not None:
+        return None
+    now = timezone.now()
+    with transaction.atomic():
+        current, queued = _leases(project, annotator)
+        if current is None or current.expires_at <= now:
             return None
-        response_ids = list(item.responses.values_list("id", flat=True))
-        assignment = Assignment.objects.create(
-            project=project,
-            item=item,
-            annotator=annotator,
-            shown_order=_shuffle.sample(response_ids, len(response_ids)),
-            expires_at=now + timedelta(seconds=project.lease_seconds),
+        if queued is not None:
+            if queued.expires_at > now:
+                return queued
+            _release(queued, now)
+        return _lease_new(project, annotator, now, queued=True)
+
+
+def _leases(project: Project, annotator: AbstractBaseUser) -> tuple[Assignment | None, Assignment | None]:
+    """Lock the annotator's membership, then read their current and queued leases.
+
+    Two tabs or a double click of one annotator race here; the membership row
+    lock serializes them, so both get the same leases.
+    """
+    membership = Membership.objects.select_for_update().filter(project=project, user=annotator).first()
+    if membership is None:
+        raise NotFound("You are not a member of this project.")
+    leases = {
+        lease.queued: lease
+        for lease in Assignment.objects.select_related("item").filter(
+            project=project, annotator=annotator, state=Assignment.State.ACTIVE
         )
-        Item.objects.filter(pk=item.pk).update(filled=F("filled") + 1)
-        return assignment
+    }
+    return leases.get(False), leases.get(True)
+
+
+def _lease_new(project: Project, annotator: AbstractBaseUser, now, *, queued: bool) -> Assignment | None:
+    item = None
+    if project.gold_rate and _shuffle.random() < project.gold_rate:
+        item = _claim_gold(project, annotator)
+    item = item or _claim_item(project, annotator)
+    if item is None:
+        return None
+    response_ids = list(item.responses.values_list("id", flat=True))
+    assignment = Assignment.objects.create(
+        project=project,
+        item=item,
+        annotator=annotator,
+        queued=queued,
+        shown_order=_shuffle.sample(response_ids, len(response_ids)),
+        expires_at=now + timedelta(seconds=project.lease_seconds),
+    )
+    Item.objects.filter(pk=item.pk).update(filled=F("filled") + 1)
+    return assignment
 
 
 def _release(assignment: Assignment, now) -> None:

@@ -3,6 +3,7 @@
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
@@ -11,7 +12,7 @@ from labeling.access import assignment_for_user, judgment_for_user, project_for_
 from labeling.forms import judgment_from_post
 from labeling.models import Assignment, Judgment, Project
 from labeling.rendering import render_diff
-from labeling.services.assignment import assignment_next, assignment_skip
+from labeling.services.assignment import assignment_next, assignment_prefetch, assignment_skip
 from labeling.services.errors import DomainError
 from labeling.services.judgments import judgment_revise, judgment_submit, judgments_history
 from labeling.services.progress import annotator_progress
@@ -71,17 +72,27 @@ def _choice(assignment: Assignment, judgment: Judgment) -> str:
 
 
 def _render(request: HtmxHttpRequest, project: Project, assignment: Assignment | None, *, error="", status=200):
-    context = {
-        "project": project,
-        "assignment": assignment,
-        "error": error,
-        "progress": annotator_progress(project=project, annotator=request.user),
-        "action": reverse("judge", args=[project.slug, assignment.pk]) if assignment else "",
-    }
-    if assignment is not None:
-        context.update(item_context(project, assignment, post=request.POST if error else None))
+    context = _body_context(project, assignment, post=request.POST if error else None)
+    context.update(error=error, progress=annotator_progress(project=project, annotator=request.user))
+    if assignment is not None and not error:
+        # Lease the next item now and send it along, hidden, so the page shows it
+        # the moment this one is judged.
+        upcoming = assignment_prefetch(project=project, annotator=request.user)
+        if upcoming is not None:
+            context["next_assignment"] = upcoming
+            context["next_html"] = render_to_string(
+                "labeling/partials/item_body.html", _body_context(project, upcoming), request=request
+            )
     template = "labeling/annotate.html#item" if request.htmx else "labeling/annotate.html"
     return render(request, template, context, status=status)
+
+
+def _body_context(project: Project, assignment: Assignment | None, *, post=None) -> dict:
+    context = {"project": project, "assignment": assignment, "use_htmx": True}
+    if assignment is not None:
+        context["action"] = reverse("judge", args=[project.slug, assignment.pk])
+        context.update(item_context(project, assignment, post=post))
+    return context
 
 
 @login_required

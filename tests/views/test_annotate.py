@@ -18,7 +18,7 @@ def client_for(client):
 
 
 def _current_assignment(user):
-    return Assignment.objects.get(annotator=user, state=Assignment.State.ACTIVE)
+    return Assignment.objects.get(annotator=user, state=Assignment.State.ACTIVE, queued=False)
 
 
 def test_anonymous_is_sent_to_log_in(client, project):
@@ -42,7 +42,7 @@ def test_annotate_page_shows_prompt_both_responses_progress_and_guidelines(clien
     assert assignment.item.prompt[0]["content"] in html
     for response in assignment.item.responses.all():
         assert response.content in html
-    assert 'data-testid="progress"' in html and "Judged by you: <strong>0</strong>" in html
+    assert 'data-testid="progress"' in html and 'Judged by you: <strong data-testid="mine">0</strong>' in html
     assert "<strong>better</strong>" in html  # guidelines rendered as markdown
     left_id = assignment.shown_order[0]
     assert re.search(rf'data-testid="response-A" data-response-id="{left_id}"', html)
@@ -71,7 +71,7 @@ def test_htmx_submit_stores_and_returns_the_next_item_partial(client_for, annota
     assert judgment.ranking == [[first.shown_order[1]], [first.shown_order[0]]]
     second = _current_assignment(annotator)
     assert second.pk != first.pk and str(second.pk) in html
-    assert "Judged by you: <strong>1</strong>" in html
+    assert 'Judged by you: <strong data-testid="mine">1</strong>' in html
 
 
 def test_plain_post_without_javascript_redirects_to_the_next_item(client_for, annotator, project, items):

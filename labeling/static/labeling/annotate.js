@@ -34,19 +34,64 @@
     if (field) { field.value = (total / 1000).toFixed(1); }
   }
   document.addEventListener("submit", function (event) {
-    if (event.target.classList.contains("judge")) { stampVisible(event.target); }
+    var f = event.target;
+    if (!f.classList.contains("judge")) { return; }
+    stampVisible(f);
+    if (f.dataset.live && window.fetch) { event.preventDefault(); send(f); }
   }, true);
-  document.addEventListener("htmx:configRequest", function (event) {
-    var f = event.detail.elt;
-    if (f && f.classList && f.classList.contains("judge")) {
-      stampVisible(f);
-      event.detail.parameters.visible_seconds = f.querySelector('input[name="visible_seconds"]').value;
-    }
-  });
-  document.addEventListener("htmx:afterSwap", function () {
+  document.addEventListener("htmx:afterSwap", reset);
+
+  function reset() {
     visibleMs = 0; selected = null;
     visibleSince = document.visibilityState === "visible" ? Date.now() : null;
-  });
+  }
+
+  // ---- submit: show the item leased ahead at once, send the judgment behind it ----
+  function send(f) {
+    var item = document.getElementById("item");
+    var shownBefore = item.dataset.assignment;
+    var body = new FormData(f);
+    var upcoming = document.getElementById("next-item");
+    if (upcoming) {
+      item.querySelector(".item-body").replaceChildren(upcoming.content.cloneNode(true));
+      item.dataset.assignment = upcoming.dataset.assignment;
+      upcoming.remove();
+      var error = item.querySelector(".error");
+      if (error) { error.remove(); }
+      var mine = item.querySelector('[data-testid="mine"]');
+      if (mine) { mine.textContent = String(Number(mine.textContent) + 1); }
+      reset();
+      if (window.htmx) { window.htmx.process(item); }
+    } else {
+      f.querySelectorAll('button[type="submit"]').forEach(function (b) { b.disabled = true; });
+    }
+    fetch(f.action, { method: "POST", body: body, headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      .then(function (response) { return response.text().then(function (text) { return [response, text]; }); })
+      .then(function (result) { settle(result[0], result[1], shownBefore); })
+      .catch(function () {
+        var status = document.querySelector("#item .progress");
+        if (status) { status.insertAdjacentHTML("afterend", '<p class="error" role="alert">Your judgment could not be sent; check your connection and reload.</p>'); }
+      });
+  }
+
+  // The server answers with the current item and the next one leased ahead. When it
+  // is the item already on screen, keep what the annotator is doing and refresh the rest.
+  function settle(response, text, shownBefore) {
+    var fresh = new DOMParser().parseFromString(text, "text/html").getElementById("item");
+    var item = document.getElementById("item");
+    if (!fresh || !item) { return; }
+    if (response.ok && fresh.dataset.assignment && fresh.dataset.assignment === item.dataset.assignment && fresh.dataset.assignment !== shownBefore) {
+      item.querySelector(".progress").replaceWith(fresh.querySelector(".progress"));
+      var old = document.getElementById("next-item");
+      if (old) { old.remove(); }
+      var upcoming = fresh.querySelector("#next-item");
+      if (upcoming) { item.appendChild(upcoming); }
+      return;
+    }
+    item.replaceWith(fresh);
+    reset();
+    if (window.htmx) { window.htmx.process(fresh); }
+  }
 
   // ---- ranking: the list order is the ranking; a "tied" item shares the rank above ----
   function items(f) { return Array.prototype.slice.call(f.querySelectorAll("li.rank-item")); }
