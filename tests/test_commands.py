@@ -353,3 +353,39 @@ def test_demo_runs_twice_and_imports_nothing_new(db):
     assert Item.objects.filter(project__slug="demo").count() == 32
     assert Project.objects.filter(slug="demo").count() == 1
     assert User.objects.get(username="alice").check_password("alice-changed-it")  # a changed password is kept
+
+
+def test_createproject_takes_criteria_skip_reasons_and_adaptive_votes(db, tmp_path):
+    criteria = tmp_path / "criteria.json"
+    criteria.write_text(json.dumps([{"key": "helpfulness", "type": "likert"}, {"key": "notes", "type": "text"}]))
+    out = StringIO()
+    call_command(
+        "createproject",
+        "rich",
+        "--criteria",
+        str(criteria),
+        "--skip-reason",
+        "Not my language",
+        "--skip-reason",
+        "Broken item",
+        "--rationale-required",
+        "--min-votes",
+        "2",
+        "--max-votes",
+        "5",
+        stdout=out,
+    )
+    project = Project.objects.get(slug="rich")
+    assert [criterion["key"] for criterion in project.criteria] == ["helpfulness", "notes"]
+    assert project.criteria[0]["per_response"] and not project.criteria[1]["per_response"]
+    assert project.skip_reasons == ["Not my language", "Broken item"]
+    assert project.rationale_required and project.adaptive
+    assert "2..5 votes" in out.getvalue()
+
+
+def test_createproject_refuses_bad_criteria(db, tmp_path):
+    criteria = tmp_path / "criteria.json"
+    criteria.write_text(json.dumps([{"key": "Bad Key", "type": "likert"}]))
+    with pytest.raises(CommandError, match=r"criteria\[0\]\.key"):
+        call_command("createproject", "bad-criteria", "--criteria", str(criteria))
+    assert not Project.objects.filter(slug="bad-criteria").exists()

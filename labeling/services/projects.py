@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from labeling.models import ApiToken, Membership, Project
+from labeling.services.criteria import criteria_definitions_validate
 from labeling.services.errors import InvalidInput, NotFound
 
 User = get_user_model()
@@ -38,6 +39,10 @@ def project_create(
     min_votes: int | None = None,
     max_votes: int | None = None,
     gold_rate: float = 0.0,
+    criteria: list | None = None,
+    skip_reasons: list[str] | None = None,
+    rationale_required: bool = False,
+    show_model_names: bool = False,
 ) -> Project:
     """Create a project. Slugs are unique and URL-safe; overlap is at least 1.
 
@@ -57,6 +62,8 @@ def project_create(
         raise InvalidInput(f"Need 1 <= min votes <= max votes (got {min_votes} and {max_votes}).")
     if not 0.0 <= gold_rate <= 1.0:
         raise InvalidInput(f"The gold rate is a share between 0 and 1 (got {gold_rate}).")
+    criteria = criteria_definitions_validate(criteria)
+    skip_reasons = _skip_reasons(skip_reasons)
     if lease_seconds is not None and lease_seconds < 10:
         raise InvalidInput(f"Lease time must be at least 10 seconds (got {lease_seconds}).")
     with transaction.atomic():
@@ -74,7 +81,22 @@ def project_create(
             min_votes=min_votes,
             max_votes=max_votes,
             gold_rate=gold_rate,
+            criteria=criteria,
+            skip_reasons=skip_reasons,
+            rationale_required=rationale_required,
+            show_model_names=show_model_names,
         )
+
+
+def _skip_reasons(reasons) -> list[str]:
+    if not reasons:
+        return []
+    if not isinstance(reasons, list) or not all(isinstance(reason, str) and reason.strip() for reason in reasons):
+        raise InvalidInput("Skip reasons must be a list of non-empty texts.")
+    cleaned = [reason.strip()[:200] for reason in reasons]
+    if len(set(cleaned)) != len(cleaned):
+        raise InvalidInput("A skip reason is listed twice.")
+    return cleaned
 
 
 def membership_add(

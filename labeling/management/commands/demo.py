@@ -28,6 +28,8 @@ class Command(ServiceCommand):
                 title="Demo: which answer is better?",
                 overlap=2,
                 guidelines=(DEMO_DIR / "guidelines.md").read_text(encoding="utf-8"),
+                skip_reasons=["I can't judge this topic", "The prompt is unclear", "Offensive content"],
+                criteria=[{"key": "unsafe", "label": "Contains unsafe content", "type": "flag", "per_response": True}],
             )
             self.stdout.write(f"Created project '{SLUG}'.")
         report = items_import(project=project, path=DEMO_DIR / "demo_items.jsonl")
