@@ -1,0 +1,105 @@
+"""Every route, tried by every persona, against one declared table of who may do what.
+
+Routes are found by walking the URL resolver, so a new route fails this test until
+it is declared here. Objects are addressed by opaque ids; another project's answer 404.
+"""
+
+import pytest
+from django.urls import URLResolver, get_resolver
+
+from labeling.services.assignment import assignment_next
+from labeling.services.judgments import judgment_submit, ranking_from_choice
+from labeling.services.projects import token_create
+from tests.factories import ItemFactory, MembershipFactory, ProjectFactory
+
+PERSONAS = ("anonymous", "outsider", "other_manager", "annotator", "manager")
+A, O, X, N, M = PERSONAS  # short names for the table
+
+# route pattern -> (method, {persona: expected status}); API routes use bearer tokens.
+TABLE = {
+    "": ("GET", {A: 302, O: 200, X: 200, N: 200, M: 200}),
+    "login/": ("GET", dict.fromkeys(PERSONAS, 200)),
+    "logout/": ("GET", dict.fromkeys(PERSONAS, 405)),
+    "p/<slug:slug>/": ("GET", {A: 302, O: 404, X: 404, N: 404, M: 200}),
+    "p/<slug:slug>/annotate/": ("GET", {A: 302, O: 404, X: 404, N: 200, M: 200}),
+    "p/<slug:slug>/annotate/<str:assignment_id>/judge/": ("POST", {A: 302, O: 404, X: 404, N: 302, M: 404}),
+    "p/<slug:slug>/annotate/<str:assignment_id>/skip/": ("POST", {A: 302, O: 404, X: 404, N: 302, M: 404}),
+    "p/<slug:slug>/history/": ("GET", {A: 302, O: 404, X: 404, N: 200, M: 200}),
+    "p/<slug:slug>/judgments/<str:judgment_id>/": ("GET", {A: 302, O: 404, X: 404, N: 200, M: 404}),
+    "api/openapi.json": ("GET", dict.fromkeys(PERSONAS, 200)),
+    "api/docs": ("GET", dict.fromkeys(PERSONAS, 200)),
+    "api/": ("GET", dict.fromkeys(PERSONAS, 404)),
+    "api/projects/<slug>/next": ("POST", {A: 401, O: 404, X: 404, N: 200, M: 200}),
+    "api/assignments/<assignment_id>/judgment": ("POST", {A: 401, O: 404, X: 404, N: 201, M: 404}),
+    "api/assignments/<assignment_id>/skip": ("POST", {A: 401, O: 404, X: 404, N: 200, M: 404}),
+    "api/projects/<slug>/stats": ("GET", {A: 401, O: 404, X: 404, N: 200, M: 200}),
+}
+BODIES = {
+    "p/<slug:slug>/annotate/<str:assignment_id>/judge/": {"choice": "A"},
+    "api/assignments/<assignment_id>/judgment": "ranking",
+}
+
+
+def _routes(patterns=None, prefix=""):
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            if str(pattern.pattern) != "admin/":  # the admin checks staff status itself
+                yield from _routes(pattern.url_patterns, prefix + str(pattern.pattern))
+        else:
+            yield prefix + str(pattern.pattern)
+
+
+def test_every_route_is_declared():
+    assert sorted(set(_routes())) == sorted(TABLE)
+
+
+@pytest.fixture
+def world(db, client):
+    project = ProjectFactory(slug="inside", overlap=2)
+    other = ProjectFactory(slug="elsewhere")
+    users = {
+        N: MembershipFactory(project=project, user__username="member").user,
+        M: MembershipFactory(project=project, role="manager", user__username="boss").user,
+        O: MembershipFactory(project=other, user__username="stranger").user,
+        X: MembershipFactory(project=other, role="manager", user__username="other-boss").user,
+    }
+    ItemFactory.create_batch(3, project=project)
+    judged = assignment_next(project=project, annotator=users[N])
+    judgment, _ = judgment_submit(
+        assignment=judged, annotator=users[N], ranking=ranking_from_choice(assignment=judged, choice="A")
+    )
+    leased = assignment_next(project=project, annotator=users[N])
+    return {"project": project, "users": users, "assignment": leased, "judgment": judgment}
+
+
+def _url(route: str, world) -> str:
+    return "/" + (
+        route.replace("<slug:slug>", world["project"].slug)
+        .replace("<slug>", world["project"].slug)
+        .replace("<str:assignment_id>", str(world["assignment"].pk))
+        .replace("<assignment_id>", str(world["assignment"].pk))
+        .replace("<str:judgment_id>", str(world["judgment"].pk))
+    )
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("route", sorted(TABLE))
+def test_route_answers_each_persona_as_declared(client, world, route, persona):
+    method, expected = TABLE[route]
+    user = world["users"].get(persona)
+    headers = {}
+    if route.startswith("api/"):
+        if user is not None:
+            headers["Authorization"] = f"Bearer {token_create(username=user.username)[1]}"
+    elif user is not None:
+        client.force_login(user)
+    body = BODIES.get(route, {})
+    if body == "ranking":
+        body = {"ranking": [[str(pk)] for pk in world["assignment"].shown_order]}
+    if method == "GET":
+        response = client.get(_url(route, world), headers=headers)
+    elif route.startswith("api/"):
+        response = client.post(_url(route, world), body, content_type="application/json", headers=headers)
+    else:
+        response = client.post(_url(route, world), body, headers=headers)
+    assert response.status_code == expected[persona], (route, persona, response.content[:200])
