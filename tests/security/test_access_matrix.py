@@ -13,26 +13,26 @@ from labeling.services.projects import token_create
 from tests.factories import ItemFactory, MembershipFactory, ProjectFactory
 
 PERSONAS = ("anonymous", "outsider", "other_manager", "annotator", "manager")
-A, O, X, N, M = PERSONAS  # short names for the table
+AN, OU, OM, AT, MA = PERSONAS  # short names for the table
 
 # route pattern -> (method, {persona: expected status}); API routes use bearer tokens.
 TABLE = {
-    "": ("GET", {A: 302, O: 200, X: 200, N: 200, M: 200}),
+    "": ("GET", {AN: 302, OU: 200, OM: 200, AT: 200, MA: 200}),
     "login/": ("GET", dict.fromkeys(PERSONAS, 200)),
     "logout/": ("GET", dict.fromkeys(PERSONAS, 405)),
-    "p/<slug:slug>/": ("GET", {A: 302, O: 404, X: 404, N: 404, M: 200}),
-    "p/<slug:slug>/annotate/": ("GET", {A: 302, O: 404, X: 404, N: 200, M: 200}),
-    "p/<slug:slug>/annotate/<str:assignment_id>/judge/": ("POST", {A: 302, O: 404, X: 404, N: 302, M: 404}),
-    "p/<slug:slug>/annotate/<str:assignment_id>/skip/": ("POST", {A: 302, O: 404, X: 404, N: 302, M: 404}),
-    "p/<slug:slug>/history/": ("GET", {A: 302, O: 404, X: 404, N: 200, M: 200}),
-    "p/<slug:slug>/judgments/<str:judgment_id>/": ("GET", {A: 302, O: 404, X: 404, N: 200, M: 404}),
+    "p/<slug:slug>/": ("GET", {AN: 302, OU: 404, OM: 404, AT: 404, MA: 200}),
+    "p/<slug:slug>/annotate/": ("GET", {AN: 302, OU: 404, OM: 404, AT: 200, MA: 200}),
+    "p/<slug:slug>/annotate/<str:assignment_id>/judge/": ("POST", {AN: 302, OU: 404, OM: 404, AT: 302, MA: 404}),
+    "p/<slug:slug>/annotate/<str:assignment_id>/skip/": ("POST", {AN: 302, OU: 404, OM: 404, AT: 302, MA: 404}),
+    "p/<slug:slug>/history/": ("GET", {AN: 302, OU: 404, OM: 404, AT: 200, MA: 200}),
+    "p/<slug:slug>/judgments/<str:judgment_id>/": ("GET", {AN: 302, OU: 404, OM: 404, AT: 200, MA: 404}),
     "api/openapi.json": ("GET", dict.fromkeys(PERSONAS, 200)),
     "api/docs": ("GET", dict.fromkeys(PERSONAS, 200)),
     "api/": ("GET", dict.fromkeys(PERSONAS, 404)),
-    "api/projects/<slug>/next": ("POST", {A: 401, O: 404, X: 404, N: 200, M: 200}),
-    "api/assignments/<assignment_id>/judgment": ("POST", {A: 401, O: 404, X: 404, N: 201, M: 404}),
-    "api/assignments/<assignment_id>/skip": ("POST", {A: 401, O: 404, X: 404, N: 200, M: 404}),
-    "api/projects/<slug>/stats": ("GET", {A: 401, O: 404, X: 404, N: 200, M: 200}),
+    "api/projects/<slug>/next": ("POST", {AN: 401, OU: 404, OM: 404, AT: 200, MA: 200}),
+    "api/assignments/<assignment_id>/judgment": ("POST", {AN: 401, OU: 404, OM: 404, AT: 201, MA: 404}),
+    "api/assignments/<assignment_id>/skip": ("POST", {AN: 401, OU: 404, OM: 404, AT: 200, MA: 404}),
+    "api/projects/<slug>/stats": ("GET", {AN: 401, OU: 404, OM: 404, AT: 200, MA: 200}),
 }
 BODIES = {
     "p/<slug:slug>/annotate/<str:assignment_id>/judge/": {"choice": "A"},
@@ -58,17 +58,17 @@ def world(db, client):
     project = ProjectFactory(slug="inside", overlap=2)
     other = ProjectFactory(slug="elsewhere")
     users = {
-        N: MembershipFactory(project=project, user__username="member").user,
-        M: MembershipFactory(project=project, role="manager", user__username="boss").user,
-        O: MembershipFactory(project=other, user__username="stranger").user,
-        X: MembershipFactory(project=other, role="manager", user__username="other-boss").user,
+        AT: MembershipFactory(project=project, user__username="member").user,
+        MA: MembershipFactory(project=project, role="manager", user__username="boss").user,
+        OU: MembershipFactory(project=other, user__username="stranger").user,
+        OM: MembershipFactory(project=other, role="manager", user__username="other-boss").user,
     }
     ItemFactory.create_batch(3, project=project)
-    judged = assignment_next(project=project, annotator=users[N])
+    judged = assignment_next(project=project, annotator=users[AT])
     judgment, _ = judgment_submit(
-        assignment=judged, annotator=users[N], ranking=ranking_from_choice(assignment=judged, choice="A")
+        assignment=judged, annotator=users[AT], ranking=ranking_from_choice(assignment=judged, choice="A")
     )
-    leased = assignment_next(project=project, annotator=users[N])
+    leased = assignment_next(project=project, annotator=users[AT])
     return {"project": project, "users": users, "assignment": leased, "judgment": judgment}
 
 
