@@ -73,6 +73,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "ninja",
+    "django_tasks",
+    "django_tasks_db",
     "labeling",
 ]
 
@@ -161,6 +163,31 @@ CONTENT_SECURITY_POLICY = {
         "form-action": ["'self'"],
     }
 }
+
+# Background work (imports and exports started from the web or the API) goes through
+# the tasks API: inline by default; TASKS_BACKEND=database queues it for
+# `manage.py db_worker` processes.
+_TASK_BACKENDS = {
+    "immediate": "django_tasks.backends.immediate.ImmediateBackend",
+    "database": "django_tasks_db.DatabaseBackend",
+}
+_task_backend = env("TASKS_BACKEND", "immediate")
+if _task_backend not in _TASK_BACKENDS:
+    raise ImproperlyConfigured(f"TASKS_BACKEND={_task_backend!r}; use one of {', '.join(_TASK_BACKENDS)}.")
+TASKS = {"default": {"BACKEND": _TASK_BACKENDS[_task_backend]}}
+
+# Job files (uploaded imports, finished exports) and the shared cache that carries
+# job progress between worker and web processes.
+LABELING_JOBS_DIR = Path(env("LABELING_JOBS_DIR", str(BASE_DIR / "var" / "jobs")))
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": env("CACHE_DIR", str(BASE_DIR / "var" / "cache")),
+    }
+}
+LABELING_MAX_UPLOAD_BYTES = env_int("LABELING_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # Labeling knobs.
 LABELING_MAX_TEXT_CHARS = env_int("LABELING_MAX_TEXT_CHARS", 200_000)

@@ -10,7 +10,7 @@ import uuid
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import Http404
 
-from labeling.models import Assignment, Judgment, Membership, Project
+from labeling.models import Assignment, Job, Judgment, Membership, Project
 
 
 def project_for_user(user: AbstractBaseUser, slug: str, *, manager: bool = False) -> Project:
@@ -74,3 +74,21 @@ def judgment_for_user(user: AbstractBaseUser, judgment_id: str, *, project: Proj
     if judgment is None:
         raise Http404("No such judgment.")
     return judgment
+
+
+def job_for_user(user: AbstractBaseUser, job_id: str) -> Job:
+    """A job of a project the user manages; else 404."""
+    try:
+        pk = uuid.UUID(str(job_id))
+    except ValueError:
+        raise Http404("No such job.") from None
+    if not user.is_authenticated:
+        raise Http404("No such job.")
+    job = (
+        Job.objects.select_related("project")
+        .filter(pk=pk, project__memberships__user=user, project__memberships__role=Membership.Role.MANAGER)
+        .first()
+    )
+    if job is None:
+        raise Http404("No such job.")
+    return job

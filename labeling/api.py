@@ -3,17 +3,19 @@
 The OpenAPI schema is served at /api/openapi.json.
 """
 
-from django.http import HttpRequest
-from ninja import NinjaAPI, Schema, Status
+from django.http import FileResponse, HttpRequest
+from ninja import File, Form, NinjaAPI, Schema, Status, UploadedFile
 from ninja.security import HttpBearer
 
-from labeling.access import assignment_for_user, project_for_user
-from labeling.models import Assignment
+from labeling.access import assignment_for_user, job_for_user, project_for_user, projects_for_user
+from labeling.models import Assignment, Membership
 from labeling.services.assignment import assignment_next, assignment_skip
-from labeling.services.errors import DomainError
+from labeling.services.errors import DomainError, NotFound
+from labeling.services.exporting import ExportOptions
+from labeling.services.jobs import job_download_path, job_export_start, job_import_start, job_status
 from labeling.services.judgments import judgment_submit
 from labeling.services.metrics import project_stats
-from labeling.services.projects import token_authenticate
+from labeling.services.projects import membership_add, project_create, token_authenticate
 
 
 class BearerToken(HttpBearer):
@@ -136,3 +138,132 @@ def skip(request, assignment_id: str, payload: SkipIn | None = None):
 def stats(request, slug: str):
     """Progress, agreement, annotators and leaderboard (the same document as `project_stats --json`)."""
     return project_stats(project=project_for_user(request.user, slug))
+
+
+# -- projects and members ----------------------------------------------------
+
+
+class ProjectIn(Schema):
+    slug: str
+    title: str = ""
+    mode: str = "pairwise"
+    overlap: int = 1
+    guidelines: str = ""
+    min_votes: int | None = None
+    max_votes: int | None = None
+    gold_rate: float = 0.0
+    criteria: list[dict] = []
+    skip_reasons: list[str] = []
+    rationale_required: bool = False
+    show_model_names: bool = False
+    license: str = "cc-by-4.0"
+
+
+class ProjectOut(Schema):
+    slug: str
+    title: str
+    mode: str
+    overlap: int
+    min_votes: int | None
+    max_votes: int | None
+    role: str | None = None
+
+
+class MemberIn(Schema):
+    username: str
+    role: str = "annotator"
+    create: bool = False
+
+
+class MemberOut(Schema):
+    username: str
+    role: str
+
+
+def _project_out(project, role=None) -> dict:
+    fields = ("slug", "title", "mode", "overlap", "min_votes", "max_votes")
+    return {**{name: getattr(project, name) for name in fields}, "role": role}
+
+
+@api.get("/projects", response=list[ProjectOut])
+def list_projects(request):
+    """The projects you belong to, with your role."""
+    roles = dict(Membership.objects.filter(user=request.user).values_list("project_id", "role"))
+    return [_project_out(project, roles.get(project.pk)) for project in projects_for_user(request.user)]
+
+
+@api.post("/projects", response={201: ProjectOut})
+def create_project(request, payload: ProjectIn):
+    """Create a project (needs the add-project permission); you become its manager."""
+    if not request.user.has_perm("labeling.add_project"):
+        raise NotFound("You may not create projects; ask an administrator for the permission.")
+    project = project_create(**payload.dict())
+    membership_add(project=project, username=request.user.username, role=Membership.Role.MANAGER)
+    return Status(201, _project_out(project, Membership.Role.MANAGER))
+
+
+@api.post("/projects/{slug}/members", response=MemberOut)
+def add_member(request, slug: str, payload: MemberIn):
+    """Add a user to the project, or change their role (managers only)."""
+    project = project_for_user(request.user, slug, manager=True)
+    membership = membership_add(project=project, username=payload.username, role=payload.role, create=payload.create)
+    return {"username": membership.user.username, "role": membership.role}
+
+
+# -- imports and exports, as background jobs ----------------------------------
+
+
+class JobOut(Schema):
+    job: str
+    kind: str
+    state: str
+    rows_done: int
+    rows_total: int | None
+    result: dict
+    error: str | None
+    checksum: str | None
+    created_at: str
+    finished_at: str | None
+
+
+class ExportIn(Schema):
+    config: str = "default"
+    style: str = "conversational"
+    aggregate: str = "majority"
+    margin: bool = False
+    min_agreement: float | None = None
+    test_size: float = 0.0
+    seed: int = 0
+    include_gold: bool = False
+
+
+@api.post("/projects/{slug}/imports", response={202: JobOut})
+def start_import(
+    request, slug: str, file: File[UploadedFile], format: Form[str] = "auto", skip_invalid: Form[bool] = False
+):
+    """Upload a file (JSONL, JSON, CSV or Parquet) and import it as a job; poll /api/jobs/{id}."""
+    project = project_for_user(request.user, slug, manager=True)
+    job = job_import_start(project=project, user=request.user, upload=file, fmt=format, skip_invalid=skip_invalid)
+    return Status(202, job_status(job=job))
+
+
+@api.post("/projects/{slug}/exports", response={202: JobOut})
+def start_export(request, slug: str, payload: ExportIn):
+    """Export preferences as a job; download the zip (Hub layout) from /api/jobs/{id}/download."""
+    project = project_for_user(request.user, slug, manager=True)
+    job = job_export_start(project=project, user=request.user, options=ExportOptions(**payload.dict()))
+    return Status(202, job_status(job=job))
+
+
+@api.get("/jobs/{job_id}", response=JobOut)
+def get_job(request, job_id: str):
+    """A job's state and progress (rows done of rows total)."""
+    return job_status(job=job_for_user(request.user, job_id))
+
+
+@api.get("/jobs/{job_id}/download")
+def download(request, job_id: str):
+    """The finished export: a zip of Parquet files and a README.md dataset card."""
+    job = job_for_user(request.user, job_id)
+    path = job_download_path(job=job)
+    return FileResponse(path.open("rb"), as_attachment=True, filename=path.name, content_type="application/zip")

@@ -4,10 +4,14 @@ Routes are found by walking the URL resolver, so a new route fails this test unt
 it is declared here. Objects are addressed by opaque ids; another project's answer 404.
 """
 
+import io
+
 import pytest
 from django.urls import URLResolver, get_resolver
 
 from labeling.services.assignment import assignment_next
+from labeling.services.exporting import ExportOptions
+from labeling.services.jobs import job_export_start
 from labeling.services.judgments import judgment_submit, ranking_from_choice
 from labeling.services.projects import token_create
 from tests.factories import ItemFactory, MembershipFactory, ProjectFactory
@@ -33,10 +37,18 @@ TABLE = {
     "api/assignments/<assignment_id>/judgment": ("POST", {AN: 401, OU: 404, OM: 404, AT: 201, MA: 404}),
     "api/assignments/<assignment_id>/skip": ("POST", {AN: 401, OU: 404, OM: 404, AT: 200, MA: 404}),
     "api/projects/<slug>/stats": ("GET", {AN: 401, OU: 404, OM: 404, AT: 200, MA: 200}),
+    "api/projects": ("GET", {AN: 401, OU: 200, OM: 200, AT: 200, MA: 200}),
+    "api/projects/<slug>/members": ("POST", {AN: 401, OU: 404, OM: 404, AT: 404, MA: 200}),
+    "api/projects/<slug>/imports": ("POST", {AN: 401, OU: 404, OM: 404, AT: 404, MA: 202}),
+    "api/projects/<slug>/exports": ("POST", {AN: 401, OU: 404, OM: 404, AT: 404, MA: 202}),
+    "api/jobs/<job_id>": ("GET", {AN: 401, OU: 404, OM: 404, AT: 404, MA: 200}),
+    "api/jobs/<job_id>/download": ("GET", {AN: 401, OU: 404, OM: 404, AT: 404, MA: 200}),
 }
 BODIES = {
     "p/<slug:slug>/annotate/<str:assignment_id>/judge/": {"choice": "A"},
     "api/assignments/<assignment_id>/judgment": "ranking",
+    "api/projects/<slug>/members": {"username": "member", "role": "annotator"},
+    "api/projects/<slug>/imports": "upload",
 }
 
 
@@ -54,7 +66,8 @@ def test_every_route_is_declared():
 
 
 @pytest.fixture
-def world(db, client):
+def world(db, client, settings, tmp_path, django_capture_on_commit_callbacks):
+    settings.LABELING_JOBS_DIR = tmp_path
     project = ProjectFactory(slug="inside", overlap=2)
     other = ProjectFactory(slug="elsewhere")
     users = {
@@ -69,7 +82,12 @@ def world(db, client):
         assignment=judged, annotator=users[AT], ranking=ranking_from_choice(assignment=judged, choice="A")
     )
     leased = assignment_next(project=project, annotator=users[AT])
-    return {"project": project, "users": users, "assignment": leased, "judgment": judgment}
+
+    def job():  # an export job costs a second or so: made only for the routes that need one
+        with django_capture_on_commit_callbacks(execute=True):
+            return job_export_start(project=project, user=users[MA], options=ExportOptions())
+
+    return {"project": project, "users": users, "assignment": leased, "judgment": judgment, "job": job}
 
 
 def _url(route: str, world) -> str:
@@ -79,6 +97,7 @@ def _url(route: str, world) -> str:
         .replace("<str:assignment_id>", str(world["assignment"].pk))
         .replace("<assignment_id>", str(world["assignment"].pk))
         .replace("<str:judgment_id>", str(world["judgment"].pk))
+        .replace("<job_id>", str(world["job"]().pk) if "<job_id>" in route else "")
     )
 
 
@@ -98,6 +117,10 @@ def test_route_answers_each_persona_as_declared(client, world, route, persona):
         body = {"ranking": [[str(pk)] for pk in world["assignment"].shown_order]}
     if method == "GET":
         response = client.get(_url(route, world), headers=headers)
+    elif body == "upload":
+        upload = io.BytesIO(b'{"prompt": "p", "response_a": "a", "response_b": "b"}\n')
+        upload.name = "one.jsonl"
+        response = client.post(_url(route, world), {"file": upload}, headers=headers)
     elif route.startswith("api/"):
         response = client.post(_url(route, world), body, content_type="application/json", headers=headers)
     else:

@@ -1,8 +1,10 @@
 from pathlib import Path
 
+from tqdm import tqdm
+
 from labeling.management.commands._base import ServiceCommand
 from labeling.services.importing import ImportRejected, items_import
-from labeling.services.importing.readers import FORMATS
+from labeling.services.importing.readers import FORMATS, count_rows
 from labeling.services.projects import project_get
 
 
@@ -18,6 +20,12 @@ class Command(ServiceCommand):
 
     def run(self, *args, **options):
         project = project_get(slug=options["project"])
+        total = count_rows(options["path"], options["format"]) if options["path"].is_file() else None
+        bar = tqdm(total=total, unit="rows", desc="reading", file=self.stderr._out, disable=options["verbosity"] < 1)
+
+        def progress(rows: int) -> None:
+            bar.update(rows - bar.n)
+
         try:
             report = items_import(
                 project=project,
@@ -25,10 +33,13 @@ class Command(ServiceCommand):
                 fmt=options["format"],
                 dry_run=options["dry_run"],
                 skip_invalid=options["skip_invalid"],
+                progress=progress,
             )
         except ImportRejected as error:
+            bar.close()
             self.stderr.write(f"rows read: {error.report.rows}")
             raise
+        bar.close()
         for number, reason in report.rejected:
             self.stderr.write(f"rejected row {number}: {reason}")
         verb = "would import" if report.dry_run else "imported"

@@ -158,3 +158,19 @@ def _read_saved_dataset(path: Path) -> Iterator[tuple[int, dict | RowError]]:
                     yield number, dict(zip(columns, values, strict=True))
     except Exception as error:  # datasets and pyarrow raise many types for damaged folders
         raise InvalidInput(f"'{path}' is not a readable save_to_disk folder: {error}") from None
+
+
+def count_rows(path: Path, fmt: str = "auto") -> int | None:
+    """Rows in a file, cheaply (for progress); None when it cannot be told without reading it all."""
+    try:
+        fmt = detect_format(path) if fmt == "auto" else fmt
+        if fmt == "jsonl":
+            with path.open("rb") as handle:
+                return sum(1 for line in handle if line.strip())
+        if fmt == "parquet":
+            return pq.ParquetFile(path).metadata.num_rows
+        if fmt == "csv":
+            return max(len(pd.read_csv(path, usecols=[0], dtype=str, keep_default_na=False)), 0)
+    except Exception:  # progress is a courtesy; the import itself reports a bad file
+        return None
+    return None

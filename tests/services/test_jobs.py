@@ -1,0 +1,75 @@
+import json
+import zipfile
+
+import datasets
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from labeling.models import Item, Job
+from labeling.services.assignment import assignment_next
+from labeling.services.exporting import ExportOptions
+from labeling.services.jobs import job_download_path, job_export_start, job_import_start, job_status
+from labeling.services.judgments import judgment_submit, ranking_from_choice
+
+ROWS = [{"id": f"q{n}", "prompt": f"Question {n}?", "responses": [f"Yes {n}", f"No {n}"]} for n in range(5)]
+
+
+def _upload(rows, name="items.jsonl", text=None):
+    content = text if text is not None else "".join(json.dumps(row) + "\n" for row in rows)
+    return SimpleUploadedFile(name, content.encode())
+
+
+def test_import_job_runs_and_reports(project, manager, django_capture_on_commit_callbacks, settings, tmp_path):
+    settings.LABELING_JOBS_DIR = tmp_path
+    with django_capture_on_commit_callbacks(execute=True):
+        job = job_import_start(project=project, user=manager, upload=_upload(ROWS))
+    job.refresh_from_db()
+    status = job_status(job=job)
+    assert status["state"] == "succeeded", status
+    assert status["rows_total"] == 5 and status["rows_done"] == 5
+    assert status["result"]["imported"] == 5
+    assert Item.objects.filter(project=project).count() == 5
+
+
+def test_failed_import_job_records_why_and_imports_nothing(
+    project, manager, django_capture_on_commit_callbacks, settings, tmp_path
+):
+    settings.LABELING_JOBS_DIR = tmp_path
+    bad = "".join(json.dumps(row) + "\n" for row in ROWS) + "{not json\n"
+    with django_capture_on_commit_callbacks(execute=True):
+        job = job_import_start(project=project, user=manager, upload=_upload([], text=bad))
+    job.refresh_from_db()
+    assert job.state == Job.State.FAILED
+    assert "nothing was imported" in job.error
+    assert job.result["rejected"][0]["row"] == 6
+    assert not Item.objects.filter(project=project).exists()
+
+
+def test_upload_with_an_unknown_extension_is_refused(project, manager, settings, tmp_path):
+    settings.LABELING_JOBS_DIR = tmp_path
+    import pytest
+
+    from labeling.services.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="Cannot tell the format"):
+        job_import_start(project=project, user=manager, upload=_upload(ROWS, name="items.exe"))
+    assert not Job.objects.exists()
+
+
+def test_export_job_writes_a_zip_that_datasets_loads(
+    project, manager, annotator, items, django_capture_on_commit_callbacks, settings, tmp_path
+):
+    settings.LABELING_JOBS_DIR = tmp_path / "jobs"
+    while (assignment := assignment_next(project=project, annotator=annotator)) is not None:
+        judgment_submit(
+            assignment=assignment, annotator=annotator, ranking=ranking_from_choice(assignment=assignment, choice="A")
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        job = job_export_start(project=project, user=manager, options=ExportOptions())
+    job.refresh_from_db()
+    assert job.state == Job.State.SUCCEEDED, job.error
+    assert job.result["rows"] == {"train": 5} and len(job.checksum) == 64
+    with zipfile.ZipFile(job_download_path(job=job)) as archive:
+        assert "README.md" in archive.namelist()
+        archive.extractall(tmp_path / "unzipped")
+    loaded = datasets.load_dataset("parquet", data_dir=str(tmp_path / "unzipped" / "data"))
+    assert loaded["train"].num_rows == 5
