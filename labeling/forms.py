@@ -28,11 +28,12 @@ def judgment_from_post(post: QueryDict, *, assignment: Assignment, project: Proj
         "strength": strength,
         "both_bad": post.get("both_bad") in {"on", "1", "true"},
         "rationale": post.get("rationale", ""),
-        "criteria": _criteria(post, project, assignment),
+        "criteria": criteria_from_post(post, project, assignment),
     }
 
 
-def _criteria(post: QueryDict, project: Project, assignment: Assignment) -> dict:
+def criteria_from_post(post: QueryDict, project: Project, assignment: Assignment) -> dict:
+    """Criteria answers as the form sent them (also used to show a refused form again)."""
     answers: dict = {}
     for definition in project.criteria or []:
         key = definition["key"]

@@ -97,6 +97,8 @@ def _answer(definition: dict, value, label: str):
         return None
     kind = definition["type"]
     if kind == "likert":
+        if isinstance(value, bool):
+            raise InvalidInput(f"'{label}' takes a whole number from 1 to 5 (got {value!r}).")
         try:
             number = int(value)
         except (TypeError, ValueError):

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.middleware import HtmxDetails
 
 from labeling.access import assignment_for_user, judgment_for_user, project_for_user
-from labeling.forms import judgment_from_post
+from labeling.forms import criteria_from_post, judgment_from_post
 from labeling.models import Assignment, Judgment, Project
 from labeling.rendering import render_diff
 from labeling.services.assignment import assignment_next, assignment_prefetch, assignment_skip
@@ -35,6 +35,8 @@ def item_context(project: Project, assignment: Assignment, *, judgment: Judgment
     if post is not None:
         rank_of = {pk: post.get(f"rank_{pk}", "") for pk in assignment.shown_order}
     criteria = (judgment.criteria if judgment else {}) or {}
+    if post is not None:
+        criteria = criteria_from_post(post, project, assignment)
     for label, response in zip(LABELS, shown, strict=False):
         response.label = label
         response.pk_str = str(response.pk)
@@ -45,11 +47,19 @@ def item_context(project: Project, assignment: Assignment, *, judgment: Judgment
             response.__dict__.setdefault("criteria", []).append(
                 {**definition, "value": value.get(str(response.pk)) if isinstance(value, dict) else None}
             )
+    listed = shown
+    pairwise = len(shown) == 2 and project.mode == Project.Mode.PAIRWISE
+    if not pairwise and all(str(response.rank).isdigit() for response in shown):
+        # A reopened (or refused) ranking is listed in its ranked order, ties marked,
+        # so the first move starts from what was stored, not from the shown order.
+        listed = sorted(shown, key=lambda response: int(response.rank))
+        for previous, response in zip([None, *listed], listed, strict=False):
+            response.tied = previous is not None and int(previous.rank) == int(response.rank)
     context = {
         "assignment": assignment,
         "prompt": assignment.item.prompt,
-        "responses": shown,
-        "pairwise": len(shown) == 2 and project.mode == Project.Mode.PAIRWISE,
+        "responses": listed,
+        "pairwise": pairwise,
         "strengths": STRENGTHS,
         "item_criteria": [
             {**definition, "value": criteria.get(definition["key"])}

@@ -49,7 +49,10 @@ def judge(page: Page, key: str, expected_choice: str, judged_before: int) -> Non
     """Press one choice key, check it took, press Enter and wait for the next item."""
     page.keyboard.press(key)
     expect(page.locator(f'#item input[name="choice"][value="{expected_choice}"]')).to_be_checked()
-    page.keyboard.press("Enter")
+    # The next item shows at once; the judgment is stored behind it: wait for the answer.
+    with page.expect_response(lambda response: response.url.endswith("/judge/")) as answer:
+        page.keyboard.press("Enter")
+    assert answer.value.status == 200
     progress_shows(page, judged_before + 1)
 
 

@@ -197,6 +197,10 @@
       event.preventDefault(); f.requestSubmit(); return;
     }
     if (key === "Escape" && typing(event.target)) { event.target.blur(); return; }
+    var skipReason = event.target.closest && event.target.closest("#item form.skip select");
+    if (key === "Enter" && skipReason && skipReason.value) {
+      event.preventDefault(); skipReason.form.requestSubmit(); return;
+    }
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target) || !f) { return; }
     var lower = key.toLowerCase();
     if (key === "?") { event.preventDefault(); help(); return; }
