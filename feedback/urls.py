@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from labeling.api import api
 from labeling.views import annotate, projects
@@ -15,6 +15,7 @@ urlpatterns = [
     path("p/<slug:slug>/annotate/<str:assignment_id>/skip/", annotate.skip, name="skip"),
     path("p/<slug:slug>/history/", annotate.history, name="history"),
     path("p/<slug:slug>/judgments/<str:judgment_id>/", annotate.revise, name="revise"),
+    path("", include("labeling.urls_manage")),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
 ]

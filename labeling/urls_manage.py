@@ -1,0 +1,3 @@
+"""The manager's console (issue #6): project settings, members, imports, exports, items, tokens."""
+
+urlpatterns: list = []
