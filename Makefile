@@ -17,6 +17,11 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@ $(VENV)/.installed
 
+# TRL (and torch, ~1 GB) for the export compatibility tests: installed in CI, optional locally.
+$(VENV)/.installed-trl: requirements-trl.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-trl.txt
+	touch $@
+
 run: $(VENV)/.installed
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput
 	DEBUG=1 $(BIN)/python manage.py demo
@@ -30,5 +35,5 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint
+test: lint $(if $(CI),$(VENV)/.installed-trl)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

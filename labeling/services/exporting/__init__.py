@@ -1,6 +1,7 @@
 """Export judgments as a Hugging Face DatasetDict that TRL loads as it is.
 
-Configs: `default` (one row per preference pair, TRL explicit-prompt format),
+Configs: `default` (one row per preference pair, TRL explicit-prompt format; every
+strictly ordered pair of a K-way ranking is a pair, and ranking projects add `rank_gap`),
 `raw` (one row per judgment), `unpaired` (TRL KTO: prompt, completion, label).
 Splits are grouped by item (no prompt in two splits) and deterministic for a seed.
 """
@@ -79,7 +80,8 @@ def preferences_export(*, project: Project, out_dir: Path | str, options: Export
         raise InvalidInput(f"'{out}' already exists and is not empty; choose another --out or remove it.")
     report = ExportReport(out=str(out), options=options)
     rows_by_split = _build_rows(project, options, report)
-    features = styles.features(options.config, options.style, margin=options.margin)
+    ranked = project.mode == Project.Mode.RANKING  # pairwise exports keep exactly the columns DESIGN.md lists
+    features = styles.features(options.config, options.style, margin=options.margin, rank_gap=ranked)
     dataset = datasets.DatasetDict(
         {
             # from_dict keeps the declared columns even when a split has no rows.
@@ -202,6 +204,7 @@ def _rows_for_batch(project, batch, options, report, rows, test_items) -> None:
                 "rejected": styles.completion(rejected.content, options.style),
                 "chosen_model": chosen.model,
                 "rejected_model": rejected.model,
+                "rank_gap": preference.rank_gap,  # kept only where the features declare it (ranking projects)
             }
             if options.margin:
                 row["margin"] = preference.margin

@@ -1,6 +1,15 @@
-"""From rankings to preference pairs: per-pair vote counts and aggregation policies."""
+"""From rankings to preference pairs: per-pair vote counts and aggregation policies.
+
+Every strictly ordered pair of a ranking is a vote, so a K-way ranking gives up to
+K*(K-1)/2 preference pairs; tied pairs are counted, never exported. A pair's
+`rank_gap` is how many places apart a ranking puts the two responses (a tie group
+is one place): 1 for neighbours, up to K-1. Under `all` each row carries its own
+judgment's gap; under `majority` and `unanimous` it is the median (the lower middle
+value) of the gaps in the votes that agree with the exported preference.
+"""
 
 from dataclasses import dataclass, field
+from statistics import median_low
 
 from labeling.services.rankings import pair_outcomes
 
@@ -18,7 +27,8 @@ class PairVotes:
     ties: int = 0
     strengths_low: list[int] = field(default_factory=list)
     strengths_high: list[int] = field(default_factory=list)
-    rank_gaps: list[int] = field(default_factory=list)
+    gaps_low: list[int] = field(default_factory=list)
+    gaps_high: list[int] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -32,6 +42,7 @@ class Preference:
     votes: int
     agreement: float
     margin: float
+    rank_gap: int
 
 
 @dataclass
@@ -48,6 +59,7 @@ def item_pairs(judgments: list[dict]) -> dict[tuple[int, int], PairVotes]:
     pairs: dict[tuple[int, int], PairVotes] = {}
     for judgment in judgments:
         strength = judgment.get("strength") or 1
+        place = {pk: index for index, group in enumerate(judgment["ranking"]) for pk in group}
         for better, worse, tied in pair_outcomes(judgment["ranking"]):
             low, high = min(better, worse), max(better, worse)
             votes = pairs.setdefault((low, high), PairVotes(low, high))
@@ -56,9 +68,11 @@ def item_pairs(judgments: list[dict]) -> dict[tuple[int, int], PairVotes]:
             elif better == low:
                 votes.wins_low += 1
                 votes.strengths_low.append(strength)
+                votes.gaps_low.append(place[worse] - place[better])
             else:
                 votes.wins_high += 1
                 votes.strengths_high.append(strength)
+                votes.gaps_high.append(place[worse] - place[better])
     return pairs
 
 
@@ -96,20 +110,24 @@ def aggregate(
         low_wins = votes.wins_low > votes.wins_high
         chosen, rejected = (votes.low, votes.high) if low_wins else (votes.high, votes.low)
         strengths = votes.strengths_low if low_wins else votes.strengths_high
-        preferences.append(Preference(chosen, rejected, votes.total, agreement, _margin(agreement, strengths)))
+        gap = median_low(votes.gaps_low if low_wins else votes.gaps_high)
+        preferences.append(Preference(chosen, rejected, votes.total, agreement, _margin(agreement, strengths), gap))
     counts.exported += len(preferences)
     return preferences
 
 
 def _every_vote(votes: PairVotes, judgments: list[dict]) -> list[Preference]:
     result = []
-    for winner, wins, strengths in (
-        (votes.low, votes.wins_low, votes.strengths_low),
-        (votes.high, votes.wins_high, votes.strengths_high),
+    for winner, wins, strengths, gaps in (
+        (votes.low, votes.wins_low, votes.strengths_low, votes.gaps_low),
+        (votes.high, votes.wins_high, votes.strengths_high, votes.gaps_high),
     ):
         loser = votes.high if winner == votes.low else votes.low
         agreement = wins / votes.total
-        result.extend(Preference(winner, loser, votes.total, agreement, _margin(agreement, [s])) for s in strengths)
+        result.extend(
+            Preference(winner, loser, votes.total, agreement, _margin(agreement, [strength]), gap)
+            for strength, gap in zip(strengths, gaps, strict=True)
+        )
     return result
 
 

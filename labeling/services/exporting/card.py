@@ -32,6 +32,7 @@ def dataset_card(*, project: Project, report, features: Features) -> str:
     splits = ", ".join(f"{split}: {rows:,} rows" for split, rows in report.rows.items())
     column_lines = "\n".join(
         f"- `{name}`: `{json.dumps(feature.to_dict() if hasattr(feature, 'to_dict') else str(feature))}`"
+        + (f" — {styles.COLUMN_NOTES[name]}" if name in styles.COLUMN_NOTES else "")
         for name, feature in features.items()
     )
     annotators = len(stats["annotators"])

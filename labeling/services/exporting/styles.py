@@ -30,7 +30,19 @@ def data_dir(config: str) -> str:
     return "data" if config == "default" else config
 
 
-def features(config: str, style: str, *, margin: bool = False) -> Features:
+# What the less obvious columns mean; the dataset card can print these beside the column types.
+COLUMN_NOTES = {
+    "rank_gap": (
+        "ranking projects only: how many places apart the ranking put chosen and rejected (a group of tied "
+        "responses is one place; 1 = neighbours, at most K-1). Aggregated with `majority` or `unanimous`: the "
+        "median (lower middle value) of the gaps in the votes that agree; with `all`: that judgment's own gap"
+    ),
+    "margin": "how much better, for RewardTrainer: the mean strength (1-3) of the agreeing votes times `agreement`",
+}
+
+
+def features(config: str, style: str, *, margin: bool = False, rank_gap: bool = False) -> Features:
+    """The columns of `config`; `rank_gap` (K-way ranking projects) comes after `agreement`, `margin` last."""
     text = [_MESSAGE] if style == "conversational" else Value("string")
     if config == "raw":
         return Features(
@@ -66,6 +78,8 @@ def features(config: str, style: str, *, margin: bool = False) -> Features:
         "votes": Value("int32"),
         "agreement": Value("float64"),
     }
+    if rank_gap:
+        columns["rank_gap"] = Value("int32")
     if margin:
         columns["margin"] = Value("float64")
     return Features(columns)

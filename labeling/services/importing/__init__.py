@@ -92,8 +92,7 @@ def _import_rows(project, rows, report: ImportReport, skip_invalid: bool, progre
     batch: list[NormalizedItem] = []
     for number, row in rows:
         report.rows += 1
-        item = _normalize_row(number, row, report)
-        if item is not None:
+        for item in _normalize_row(number, row, report):
             if item.external_id in seen:
                 report.skipped_duplicate += 1
             else:
@@ -109,10 +108,11 @@ def _import_rows(project, rows, report: ImportReport, skip_invalid: bool, progre
         progress(report.rows)
 
 
-def _normalize_row(number: int, row: dict | RowError, report: ImportReport) -> NormalizedItem | None:
+def _normalize_row(number: int, row: dict | RowError, report: ImportReport) -> list[NormalizedItem]:
+    """The row's items (an OpenAssistant tree holds several), or none when it is invalid."""
     if isinstance(row, RowError):
         report.reject(number, row.reason)
-        return None
+        return []
     try:
         shape = detect_shape(set(row))
         if report.shape is None:
@@ -122,7 +122,7 @@ def _normalize_row(number: int, row: dict | RowError, report: ImportReport) -> N
         return normalize(row, shape)
     except RowInvalid as error:
         report.reject(number, str(error))
-        return None
+        return []
 
 
 def _write_batch(project: Project, batch: list[NormalizedItem], report: ImportReport, *, write: bool) -> None:

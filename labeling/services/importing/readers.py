@@ -97,7 +97,17 @@ def _read_csv(path: Path) -> Iterator[tuple[int, dict | RowError]]:
 
 
 # CSV cells of these columns may hold JSON: lists of responses or messages, metadata objects.
-_JSON_COLUMNS = {"prompt": list, "responses": list, "chosen": list, "rejected": list, "metadata": dict}
+_JSON_COLUMNS = {
+    "prompt": (list, dict),
+    "responses": list,
+    "chosen": list,
+    "rejected": list,
+    "metadata": dict,
+    "conversation_a": list,
+    "conversation_b": list,
+    "completions": list,
+}
+_MESSAGE_LISTS = {"prompt", "chosen", "rejected", "conversation_a", "conversation_b"}
 
 
 def _decode_cell(column: str, value: str):
@@ -112,7 +122,9 @@ def _decode_cell(column: str, value: str):
         return value
     if not isinstance(decoded, kind):
         return value
-    if column in {"prompt", "chosen", "rejected"} and not all(isinstance(entry, dict) for entry in decoded):
+    if column == "prompt" and isinstance(decoded, dict):
+        return decoded if {"role", "text"} <= set(decoded) else value  # an OpenAssistant message tree
+    if column in _MESSAGE_LISTS and not all(isinstance(entry, dict) for entry in decoded):
         return value  # a prompt that merely looks like a list stays text
     return decoded
 
