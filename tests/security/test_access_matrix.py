@@ -126,3 +126,20 @@ def test_route_answers_each_persona_as_declared(client, world, route, persona):
     else:
         response = client.post(_url(route, world), body, headers=headers)
     assert response.status_code == expected[persona], (route, persona, response.content[:200])
+
+
+@pytest.mark.parametrize("route", sorted(route for route, (method, _) in TABLE.items() if method == "POST"))
+def test_every_form_post_enforces_csrf(world, route):
+    """Browser POSTs need the CSRF token; API POSTs use bearer tokens and never cookies."""
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    manager = world["users"][MA]
+    if route.startswith("api/"):
+        client.force_login(manager)  # a session cookie alone must not authenticate the API
+        response = client.post(_url(route, world), {}, content_type="application/json")
+        assert response.status_code == 401
+        return
+    client.force_login(world["users"][AT] if "annotate" in route else manager)
+    response = client.post(_url(route, world), BODIES.get(route, {}))
+    assert response.status_code == 403
