@@ -44,6 +44,7 @@ import multiprocessing as mp
 import os
 import platform
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -234,6 +235,11 @@ def describe_machine(args) -> dict:
         commit = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
+    dirty = []
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
     return {
         "cpu_model": cpu_model,
         "cores": os.cpu_count(),
@@ -250,6 +256,7 @@ def describe_machine(args) -> dict:
         "postgresql": pg_version,
         "postgresql_settings": pg_settings,
         "git_commit": commit,
+        "git_uncommitted": [line.strip() for line in dirty],
     }
 
 
@@ -311,20 +318,44 @@ def project_state(conn, slug: str) -> tuple[int | None, int, int]:
     return project_id, items, responses
 
 
-def seed_project(conn, slug: str, items: int, chunk: int = 250_000) -> float:
-    """Insert the project, its items and two responses per item with SQL; returns seconds."""
+ITEM_COLUMNS = {
+    "id",
+    "project_id",
+    "external_id",
+    "prompt",
+    "metadata",
+    "reference",
+    "is_gold",
+    "gold_answer",
+    "priority",
+    "target",
+    "votes",
+    "filled",
+    "is_complete",
+    "created_at",
+}
+RESPONSE_COLUMNS = {"id", "item_id", "position", "model", "content", "metadata"}
+
+
+def check_columns(conn) -> None:
+    """Fail clearly if the schema gained a NOT NULL column without default that the SQL seeding does not fill."""
+    for table, known in (("labeling_item", ITEM_COLUMNS), ("labeling_response", RESPONSE_COLUMNS)):
+        rows = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+            "AND is_nullable = 'NO' AND column_default IS NULL AND is_identity = 'NO'",
+            (table,),
+        ).fetchall()
+        missing = sorted({row[0] for row in rows} - known)
+        if missing:
+            raise SystemExit(
+                f"{table} has NOT NULL columns the benchmark does not seed: {missing}; update seed_project()."
+            )
+
+
+def seed_project(conn, project_id: int, items: int, chunk: int = 250_000) -> float:
+    """Insert the project's items and two responses per item with SQL; returns seconds."""
     started = time.perf_counter()
     conn.execute("SET synchronous_commit = off")
-    conn.execute("SET maintenance_work_mem = '256MB'")
-    project_id = conn.execute(
-        """
-        INSERT INTO labeling_project
-            (slug, title, guidelines, mode, overlap, lease_seconds, "order", show_model_names, license, created_at)
-        VALUES (%s, %s, '', 'pairwise', 1, 1800, 'depth-first', false, 'cc-by-4.0', now())
-        RETURNING id
-        """,
-        (slug, f"Benchmark, {items:,} items"),
-    ).fetchone()[0]
     for low in range(1, items + 1, chunk):
         high = min(low + chunk - 1, items)
         with conn.transaction():
@@ -335,7 +366,9 @@ def seed_project(conn, slug: str, items: int, chunk: int = 250_000) -> float:
                         (project_id, external_id, prompt, metadata, reference, is_gold, gold_answer,
                          priority, target, votes, filled, is_complete, created_at)
                     SELECT %(project)s, 'item-' || g,
-                           jsonb_build_array(jsonb_build_object('role', 'user', 'content', 'Q' || g || '. ' || %(prompt)s)),
+                           jsonb_build_array(
+                               jsonb_build_object('role', 'user', 'content', 'Q' || g || '. ' || %(prompt)s)
+                           ),
                            '{}'::jsonb, NULL, false, NULL, 0, 1, 0, 0, false, now()
                     FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS g
                     ORDER BY g
@@ -364,71 +397,86 @@ def setup_database(args) -> dict:
     log("== manage.py migrate")
     manage(args, "migrate", "--noinput", capture=True)
     seeding = {}
+    run_django_snippet(args, PROJECTS_SNIPPET, {"slugs": [slug_for(n) for n in args.items]})
     with pg_connect(args.db_url) as conn:
+        check_columns(conn)
         for items in args.items:
             slug = slug_for(items)
             project_id, have_items, have_responses = project_state(conn, slug)
-            if project_id is not None and have_items == items and have_responses == 2 * items:
+            if have_items == items and have_responses == 2 * items:
                 log(f"== project {slug}: {items:,} items already seeded")
                 seeding[slug] = {"items": items, "seeded_now": False}
                 continue
-            if project_id is not None:
+            if have_items:
                 raise SystemExit(
-                    f"Project {slug} exists with {have_items:,} items and {have_responses:,} responses, "
+                    f"Project {slug} has {have_items:,} items and {have_responses:,} responses, "
                     f"not {items:,} and {2 * items:,}: run without --reuse to start from a fresh database."
                 )
             log(f"== seeding project {slug}: {items:,} items, 2 responses each (SQL generate_series)")
-            seconds = seed_project(conn, slug, items)
+            seconds = seed_project(conn, project_id, items)
             seeding[slug] = {"items": items, "seeded_now": True, "seconds": round(seconds, 1)}
         log("== VACUUM ANALYZE")
         conn.execute("VACUUM ANALYZE")
     return seeding
 
 
+PROJECTS_SNIPPET = """
+from labeling.services.projects import project_create
+from labeling.models import Project
+
+for slug in ARGS["slugs"]:
+    project = Project.objects.filter(slug=slug).first()
+    if project is None:
+        project = project_create(slug=slug, title="Benchmark " + slug, overlap=1)
+    assert project.overlap == 1 and not project.gold_rate and project.min_votes is None, project
+RESULT = {}
+"""
+
 ANNOTATORS_SNIPPET = """
-import json, sys
 from django.contrib.auth import get_user_model
 from labeling.models import ApiToken, Membership, Project
 from labeling.services.projects import token_create
 
-count, prefix, slugs = int(sys.argv[-3]), sys.argv[-2], sys.argv[-1].split(",")
 User = get_user_model()
-projects = list(Project.objects.filter(slug__in=slugs))
-tokens = {}
-for index in range(count):
-    name = f"{prefix}{index:02d}"
+projects = list(Project.objects.filter(slug__in=ARGS["slugs"]))
+RESULT = {}
+for index in range(ARGS["count"]):
+    name = f"{ARGS['prefix']}{index:02d}"
     user = User.objects.filter(username=name).first() or User.objects.create_user(name)
     for project in projects:
         Membership.objects.get_or_create(project=project, user=user, defaults={"role": "annotator"})
     ApiToken.objects.filter(user=user).delete()
-    tokens[name] = token_create(username=name, name="bench")[1]
-print("BENCH_TOKENS=" + json.dumps(tokens))
+    RESULT[name] = token_create(username=name, name="bench")[1]
 """
 
+RUNNER = (
+    "import json, sys, django; django.setup(); "
+    "namespace = {'ARGS': json.loads(sys.argv[1])}; exec(sys.stdin.read(), namespace); "
+    "print('BENCH_RESULT=' + json.dumps(namespace['RESULT']))"
+)
 
-def create_annotators(args, count: int) -> list[str]:
-    """Users (create_user), memberships and fresh API tokens, through Django; returns the tokens."""
-    slugs = ",".join(slug_for(n) for n in args.items)
+
+def run_django_snippet(args, snippet: str, arguments: dict):
+    """Run Django code (the app's own services and models) against the benchmark database."""
     result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import django; django.setup(); exec(open(0).read())",
-            str(count),
-            ANNOTATOR_PREFIX,
-            slugs,
-        ],
+        [sys.executable, "-c", RUNNER, json.dumps(arguments)],
         cwd=ROOT,
         env=django_env(args),
-        input=ANNOTATORS_SNIPPET,
+        input=snippet,
         capture_output=True,
         text=True,
         check=False,
     )
     if result.returncode != 0:
-        raise SystemExit(f"creating annotators failed:\n{result.stdout}\n{result.stderr}")
-    line = next(line for line in result.stdout.splitlines() if line.startswith("BENCH_TOKENS="))
-    tokens = json.loads(line.split("=", 1)[1])
+        raise SystemExit(f"Django snippet failed:\n{result.stdout}\n{result.stderr}")
+    line = next(line for line in result.stdout.splitlines() if line.startswith("BENCH_RESULT="))
+    return json.loads(line.split("=", 1)[1])
+
+
+def create_annotators(args, count: int) -> list[str]:
+    """Users (create_user), memberships and fresh API tokens, through Django; returns the tokens."""
+    arguments = {"count": count, "prefix": ANNOTATOR_PREFIX, "slugs": [slug_for(n) for n in args.items]}
+    tokens = run_django_snippet(args, ANNOTATORS_SNIPPET, arguments)
     return [tokens[name] for name in sorted(tokens)]
 
 
@@ -566,8 +614,13 @@ def round_trip(port: int, slug: str, token: str) -> dict:
     }
 
 
-def annotator_process(port, slug, token, warmup, max_round_trips, duration, barrier, counter, queue):
-    """One simulated annotator (its own process): warm up, wait for the others, then loop."""
+def annotator_process(port, slug, token, warmup, max_round_trips, duration, think_ms, barrier, counter, queue):
+    """One simulated annotator (its own process): warm up, wait for the others, then loop.
+
+    With think_ms > 0 it pauses 0.5x to 1.5x that long after each round trip (a reader).
+    """
+    import random
+
     records, errors, drained = [], [], 0
     try:
         for _ in range(warmup):
@@ -591,6 +644,8 @@ def annotator_process(port, slug, token, warmup, max_round_trips, duration, barr
                 break
             else:
                 errors.append(result)
+            if think_ms:
+                time.sleep(think_ms * random.uniform(0.5, 1.5) / 1000)
         usage1 = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
         queue.put({"records": records, "errors": errors, "drained": drained, "start": start, "cpu_s": cpu})
@@ -601,6 +656,7 @@ def annotator_process(port, slug, token, warmup, max_round_trips, duration, barr
 def run_configuration(args, server: Gunicorn, slug: str, items: int, concurrency: int, tokens: list[str]) -> dict:
     ctx = mp.get_context("spawn")
     reset_project(args, slug)
+    busy_before = wait_until_idle(args)
     warmup_each = max(1, math.ceil(args.warmup / concurrency))
     barrier = ctx.Barrier(concurrency + 1)
     counter = ctx.Value("i", 0)
@@ -609,7 +665,18 @@ def run_configuration(args, server: Gunicorn, slug: str, items: int, concurrency
     processes = [
         ctx.Process(
             target=annotator_process,
-            args=(server.port, slug, tokens[i], warmup_each, args.round_trips, args.duration, barrier, counter, queue),
+            args=(
+                server.port,
+                slug,
+                tokens[i],
+                warmup_each,
+                args.round_trips,
+                args.duration,
+                args.think_ms,
+                barrier,
+                counter,
+                queue,
+            ),
             daemon=True,
         )
         for i in range(concurrency)
@@ -619,6 +686,10 @@ def run_configuration(args, server: Gunicorn, slug: str, items: int, concurrency
         for process in processes:
             process.start()
         pids_before = backend_pids(args)
+        if args.nice:
+            for pid in pids_before:
+                with contextlib.suppress(OSError):
+                    os.setpriority(os.PRIO_PROCESS, pid, args.nice)
         barrier.wait(timeout=600)
         # The measured phase starts now: CPU snapshots.
         start = time.monotonic()
@@ -652,6 +723,7 @@ def run_configuration(args, server: Gunicorn, slug: str, items: int, concurrency
         "items": items,
         "project": slug,
         "concurrency": concurrency,
+        "think_ms": args.think_ms,
         "workers": args.workers,
         "round_trips": len(records),
         "warmup_round_trips": warmup_each * concurrency,
@@ -665,6 +737,7 @@ def run_configuration(args, server: Gunicorn, slug: str, items: int, concurrency
         "error_samples": errors[:5],
         "drained": sum(result["drained"] for result in results),
         "load_average_before": load_before,
+        "machine_busy_before": busy_before,
         "cpu": {
             "machine_busy_cores": round(busy / wall, 2),
             "client_cores": round(client_cpu / wall, 2),
@@ -676,6 +749,19 @@ def run_configuration(args, server: Gunicorn, slug: str, items: int, concurrency
             "postgres_ms_per_round_trip": round(pg_cpu * 1000 / n, 2),
         },
     }
+
+
+def wait_until_idle(args) -> float:
+    """The machine's busy share over one second; with --wait-idle, wait (bounded) until it is below it."""
+    busy = busy_fraction(1.0)
+    if args.wait_idle is None:
+        return busy
+    deadline = time.monotonic() + args.wait_max
+    while busy > args.wait_idle and time.monotonic() < deadline:
+        log(f"   machine {busy:.0%} busy (others' work), waiting for < {args.wait_idle:.0%} ...")
+        time.sleep(4)
+        busy = busy_fraction(1.0)
+    return busy
 
 
 def baseline(server: Gunicorn, count: int) -> dict:
@@ -692,7 +778,13 @@ def baseline(server: Gunicorn, count: int) -> dict:
 
 
 def profile_child(slug: str, token: str, rounds: int, profiled: int, out: str) -> None:
-    """Runs inside a subprocess with the Django environment: SQL and Python time per request."""
+    """Runs inside a subprocess with the Django environment: where the time of one request goes.
+
+    Times each phase of the two views (auth, access check, service, serialization) by
+    wrapping the functions labeling.api calls, every SQL statement (execute_wrapper) and
+    every transaction command psycopg sends (BEGIN/COMMIT); the rest of a request is
+    Django + django-ninja + middleware. Then one cProfile pass and EXPLAIN of a claim.
+    """
     import cProfile
     import io
     import pstats
@@ -700,84 +792,167 @@ def profile_child(slug: str, token: str, rounds: int, profiled: int, out: str) -
     import django
 
     django.setup()
+    import psycopg
     from django.db import connection, transaction
     from django.test import Client
 
-    client = Client(HTTP_HOST=HOST, headers={"Authorization": f"Bearer {token}"})
+    import labeling.api as api_module
 
-    class Recorder:
-        def __init__(self):
-            self.queries = []
+    state = {"sql_ms": 0.0, "commands": [], "queries": [], "phases": {}}
 
-        def __call__(self, execute, sql, params, many, context):
-            started = time.perf_counter()
-            try:
-                return execute(sql, params, many, context)
-            finally:
-                self.queries.append((sql, params, (time.perf_counter() - started) * 1000))
-
-    def one_round(recorders=None):
-        timings = {}
-        rec = Recorder()
+    def record_sql(execute, sql, params, many, context):
         started = time.perf_counter()
-        with connection.execute_wrapper(rec):
-            response = client.post(f"/api/projects/{slug}/next")
-        timings["next_ms"] = (time.perf_counter() - started) * 1000
-        timings["next_queries"] = rec.queries
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            state["sql_ms"] += elapsed
+            state["queries"].append((sql, params, elapsed))
+
+    original_exec_command = psycopg.Connection._exec_command
+
+    def exec_command(self, command, *a, **k):
+        state["commands"].append(command.decode() if isinstance(command, bytes) else str(command))
+        return original_exec_command(self, command, *a, **k)
+
+    psycopg.Connection._exec_command = exec_command
+    original_wait = psycopg.Connection.wait
+
+    def timed_wait(self, gen, *a, **k):
+        # Commands (BEGIN/COMMIT) and queries both end up here; queries are timed by record_sql.
+        started = time.perf_counter()
+        try:
+            return original_wait(self, gen, *a, **k)
+        finally:
+            state.setdefault("wait_ms", 0.0)
+            state["wait_ms"] += (time.perf_counter() - started) * 1000
+
+    psycopg.Connection.wait = timed_wait
+
+    def phase(name, function):
+        def wrapper(*a, **k):
+            started, sql_before = time.perf_counter(), state["sql_ms"]
+            try:
+                return function(*a, **k)
+            finally:
+                total = (time.perf_counter() - started) * 1000
+                entry = state["phases"].setdefault(name, [0.0, 0.0])
+                entry[0] += total
+                entry[1] += state["sql_ms"] - sql_before
+
+        return wrapper
+
+    api_module.token_authenticate = phase("auth: token_authenticate", api_module.token_authenticate)
+    api_module.project_for_user = phase("access: project_for_user", api_module.project_for_user)
+    api_module.assignment_for_user = phase("access: assignment_for_user", api_module.assignment_for_user)
+    api_module.assignment_next = phase("service: assignment_next", api_module.assignment_next)
+    api_module.judgment_submit = phase("service: judgment_submit", api_module.judgment_submit)
+    api_module._assignment_out = phase("serialize: _assignment_out", api_module._assignment_out)
+    # Inside assignment_next (their time is part of it, not added to the total again).
+    import labeling.services.assignment as assignment_module
+
+    nested = {}
+    for name in ("leases_expire", "_claim_item"):
+        if hasattr(assignment_module, name):
+            label = f"service: assignment_next > {name}"
+            nested[label] = True
+            setattr(assignment_module, name, phase(label, getattr(assignment_module, name)))
+
+    client = Client(HTTP_HOST=HOST, headers={"Authorization": f"Bearer {token}"})
+    anonymous = Client(HTTP_HOST=HOST)
+
+    def request(kind, call):
+        state.update(sql_ms=0.0, commands=[], queries=[], phases={}, wait_ms=0.0)
+        started = time.perf_counter()
+        with connection.execute_wrapper(record_sql):
+            response = call()
+        total = (time.perf_counter() - started) * 1000
+        return response, {
+            "kind": kind,
+            "total_ms": total,
+            "sql_ms": state["sql_ms"],
+            "db_wait_ms": state["wait_ms"],
+            "queries": list(state["queries"]),
+            "commands": list(state["commands"]),
+            "phases": dict(state["phases"]),
+        }
+
+    def one_round():
+        response, next_sample = request("next", lambda: client.post(f"/api/projects/{slug}/next"))
         assert response.status_code == 200, response.content
         data = response.json()
-        ranking = [[r["id"]] for r in data["item"]["responses"]]
-        rec = Recorder()
-        started = time.perf_counter()
-        with connection.execute_wrapper(rec):
-            response = client.post(
-                f"/api/assignments/{data['assignment']}/judgment",
-                data=json.dumps({"ranking": ranking}),
-                content_type="application/json",
-            )
-        timings["submit_ms"] = (time.perf_counter() - started) * 1000
-        timings["submit_queries"] = rec.queries
+        body = json.dumps({"ranking": [[r["id"]] for r in data["item"]["responses"]]})
+        response, submit_sample = request(
+            "submit",
+            lambda: client.post(
+                f"/api/assignments/{data['assignment']}/judgment", data=body, content_type="application/json"
+            ),
+        )
         assert response.status_code == 201, response.content
-        return timings
+        return next_sample, submit_sample
 
     for _ in range(20):
         one_round()
     samples = [one_round() for _ in range(rounds)]
+    floor = [request("401", lambda: anonymous.post("/api/projects/none/next"))[1]["total_ms"] for _ in range(rounds)]
 
-    def per_request(kind: str) -> dict:
-        totals = [s[f"{kind}_ms"] for s in samples]
-        sql_ms = [sum(q[2] for q in s[f"{kind}_queries"]) for s in samples]
-        counts = [len(s[f"{kind}_queries"]) for s in samples]
+    def p50(values):
+        return round(percentile(sorted(values), 50), 3)
+
+    def per_request(index: int) -> dict:
+        chosen = [pair[index] for pair in samples]
         by_sql: dict[str, list[float]] = {}
-        first_params: dict[str, object] = {}
-        for s in samples:
-            for sql, params, ms in s[f"{kind}_queries"]:
+        for sample in chosen:
+            for sql, _, ms in sample["queries"]:
                 by_sql.setdefault(sql, []).append(ms)
-                first_params.setdefault(sql, params)
-        queries = [
-            {
-                "sql": sql,
-                "per_request": round(len(ms) / len(samples), 2),
-                "mean_ms": round(sum(ms) / len(ms), 3),
-                "p50_ms": round(percentile(sorted(ms), 50), 3),
+        names = [name for name in chosen[-1]["phases"] if name not in nested]
+        for label in reversed(list(nested)):
+            if any(label in sample["phases"] for sample in chosen):
+                parent = label.split(" > ")[0]
+                names.insert(names.index(parent) + 1 if parent in names else len(names), label)
+        phases = {
+            name: {
+                "total_ms_p50": p50([s["phases"].get(name, [0.0, 0.0])[0] for s in chosen]),
+                "sql_ms_p50": p50([s["phases"].get(name, [0.0, 0.0])[1] for s in chosen]),
             }
-            for sql, ms in by_sql.items()
-        ]
+            for name in names
+        }
+        rest = [s["total_ms"] - sum(v[0] for k, v in s["phases"].items() if k not in nested) for s in chosen]
+        phases["django + ninja + middleware (rest)"] = {"total_ms_p50": p50(rest), "sql_ms_p50": 0.0}
         return {
-            "in_process_ms": summary(totals),
-            "sql_execute_ms": summary(sql_ms),
-            "python_and_commit_ms_p50": round(percentile(sorted(totals), 50) - percentile(sorted(sql_ms), 50), 3),
-            "queries_per_request": round(sum(counts) / len(counts), 2),
-            "queries": queries,
-            "_params": first_params,
+            "in_process_ms": summary([s["total_ms"] for s in chosen]),
+            "sql_execute_ms": summary([s["sql_ms"] for s in chosen]),
+            "db_wait_ms_p50": p50([s["db_wait_ms"] for s in chosen]),
+            "python_ms_p50": p50([s["total_ms"] - s["db_wait_ms"] for s in chosen]),
+            "queries_per_request": round(sum(len(s["queries"]) for s in chosen) / len(chosen), 2),
+            "commands": chosen[-1]["commands"],
+            "db_round_trips_per_request": round(
+                sum(len(s["queries"]) + len(s["commands"]) for s in chosen) / len(chosen), 2
+            ),
+            "phases": phases,
+            "queries": [
+                {
+                    "sql": sql,
+                    "per_request": round(len(ms) / len(chosen), 2),
+                    "mean_ms": round(sum(ms) / len(ms), 3),
+                    "p50_ms": p50(ms),
+                }
+                for sql, ms in by_sql.items()
+            ],
         }
 
-    result = {"slug": slug, "rounds": rounds, "next": per_request("next"), "submit": per_request("submit")}
+    result = {
+        "slug": slug,
+        "rounds": rounds,
+        "next": per_request(0),
+        "submit": per_request(1),
+        "floor_401_in_process_ms": summary(floor),
+    }
 
     # EXPLAIN ANALYZE the SELECTs of one `next`, in a transaction that is rolled back.
     plans = []
-    sample = one_round()
-    for sql, params, _ in sample["next_queries"]:
+    next_sample, _ = one_round()
+    for sql, params, _ in next_sample["queries"]:
         if not sql.lstrip().upper().startswith("SELECT"):
             continue
         with transaction.atomic(), connection.cursor() as cursor:
@@ -795,16 +970,15 @@ def profile_child(slug: str, token: str, rounds: int, profiled: int, out: str) -
     stats = pstats.Stats(profiler, stream=buffer)
     stats.sort_stats("tottime").print_stats(25)
     buffer.write("\n\n")
-    stats.sort_stats("cumulative").print_stats(40)
+    stats.sort_stats("cumulative").print_stats(45)
     result["cprofile_round_trips"] = profiled
     result["cprofile"] = buffer.getvalue().replace(str(ROOT) + "/", "").replace(sys.prefix + "/", "")
-    for kind in ("next", "submit"):
-        result[kind].pop("_params")
     Path(out).write_text(json.dumps(result))
 
 
 def run_profile(args, slug: str, token: str) -> dict:
     reset_project(args, slug)
+    wait_until_idle(args)
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         out = handle.name
     try:
@@ -840,36 +1014,38 @@ def run_profile(args, slug: str, token: str) -> dict:
 
 def evaluate_targets(configs: list[dict]) -> list[dict]:
     def find(items, concurrency):
-        return next((c for c in configs if c["items"] == items and c["concurrency"] == concurrency), None)
+        return next(
+            (c for c in configs if c["items"] == items and c["concurrency"] == concurrency and not c["think_ms"]), None
+        )
 
     sizes = sorted({c["items"] for c in configs})
     targets = []
     for items in sizes:
         one = find(items, 1)
-        if one:
-            p50 = one["round_trip_ms"].get("p50")
+        if one and one["round_trip_ms"].get("p50") is not None:
+            p50 = one["round_trip_ms"]["p50"]
             targets.append(
                 {
                     "target": f"1 annotator, {items:,} items: round trip p50 < {TARGET_P50_ONE_ANNOTATOR_MS} ms",
                     "measured": f"{p50:.2f} ms",
-                    "met": p50 is not None and p50 < TARGET_P50_ONE_ANNOTATOR_MS,
+                    "met": p50 < TARGET_P50_ONE_ANNOTATOR_MS,
                 }
             )
     for items in sizes:
         many = find(items, 32)
-        if many:
-            p99 = many["round_trip_ms"].get("p99")
+        if many and many["round_trip_ms"].get("p99") is not None:
+            p99 = many["round_trip_ms"]["p99"]
             targets.append(
                 {
                     "target": f"32 annotators, {items:,} items: round trip p99 < {TARGET_P99_32_ANNOTATORS_MS:g} ms",
                     "measured": f"{p99:.2f} ms",
-                    "met": p99 is not None and p99 < TARGET_P99_32_ANNOTATORS_MS,
+                    "met": p99 < TARGET_P99_32_ANNOTATORS_MS,
                 }
             )
     if 10_000 in sizes and 1_000_000 in sizes:
         for concurrency in sorted({c["concurrency"] for c in configs}):
             small, large = find(10_000, concurrency), find(1_000_000, concurrency)
-            if small and large:
+            if small and large and small["round_trip_ms"].get("p50") and large["round_trip_ms"].get("p50"):
                 ratio = large["round_trip_ms"]["p50"] / small["round_trip_ms"]["p50"]
                 targets.append(
                     {
@@ -884,135 +1060,200 @@ def evaluate_targets(configs: list[dict]) -> list[dict]:
 
 
 def fmt(value) -> str:
-    return "-" if value is None else f"{value:.1f}" if value >= 100 else f"{value:.2f}"
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if value >= 1000 else f"{value:.1f}" if value >= 100 else f"{value:.2f}"
+
+
+def row(cells) -> str:
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+LATENCY_COLUMNS = [
+    *("items", "annotators", "think ms", "round trips", "rt/s", "rt p50", "rt p95", "rt p99"),
+    *("next p50", "next p95", "next p99", "submit p50", "submit p95", "submit p99", "errors", "busy before"),
+]
+CPU_COLUMNS = [
+    *("items", "annotators", "busy", "client", "gunicorn", "pg", "other"),
+    *("client ms/rt", "gunicorn ms/rt", "pg ms/rt"),
+]
+PROFILE_COLUMNS = [
+    "items",
+    "request",
+    "in-process",
+    "DB wait",
+    "Python",
+    "SQL statements",
+    "BEGIN/COMMIT",
+    "DB round trips",
+]
 
 
 def markdown(report: dict) -> str:
-    machine = report["machine"]
+    m = report["machine"]
+    pg_settings = ", ".join(f"{k}={v}" for k, v in m["postgresql_settings"].items())
     lines = [
         "# API latency: `next` + `submit` round trips",
         "",
-        f"Run {report['started_at']} ({report['mode']}), commit {machine['git_commit']}, "
-        f"{report['duration_seconds']:.0f} s in all.",
+        f"Run {report['started_at']} ({report['mode']}, {report['duration_seconds']:.0f} s), "
+        f"commit {m['git_commit']}{' + uncommitted changes' if m['git_uncommitted'] else ''}.",
         "",
-        f"Machine: {machine['cpu_model']}, {machine['cores']} cores, {machine['ram_gb']} GB RAM, "
-        f"Linux {machine['kernel']}; Python {machine['python']}, Django {machine['django']}, "
-        f"gunicorn {machine['gunicorn']}, psycopg {machine['psycopg']}; "
-        f"{machine['postgresql'].split(' on ')[0]} ({', '.join(f'{k}={v}' for k, v in machine['postgresql_settings'].items())}).",
-        f"Load average at start: {' / '.join(str(x) for x in machine['load_average_at_start'])} (1/5/15 min); "
-        f"CPU busy in the second before start: {machine['cpu_busy_fraction_at_start']:.0%} of the machine.",
+        f"- Machine: {m['cpu_model']}, {m['cores']} cores, {m['ram_gb']} GB RAM, Linux {m['kernel']}.",
+        f"- Software: Python {m['python']}, Django {m['django']}, gunicorn {m['gunicorn']}, psycopg {m['psycopg']}, "
+        f"{m['postgresql'].split(' on ')[0]} ({pg_settings}).",
+        f"- Load average at start: {' / '.join(str(x) for x in m['load_average_at_start'])} (1/5/15 min); "
+        f"machine busy in the second before: {m['cpu_busy_fraction_at_start']:.0%}; at the end: "
+        f"{' / '.join(str(x) for x in report['load_average_at_end'])}.",
+        f"- Server: `{report['server']['command']}` (sync workers, DB_CONN_MAX_AGE={report['server']['conn_max_age']}, "
+        "DEBUG=0), PostgreSQL on the same machine.",
+        f"- Client: {report['client']}.",
+        *(
+            [
+                f"- Priority: the benchmark, gunicorn and the PostgreSQL backends serving it ran at nice "
+                f"{report['server']['nice']}, ahead of other work on the machine."
+            ]
+            if report["server"].get("nice")
+            else []
+        ),
+        f"- Budget per configuration: {report['budget']['round_trips']:,} round trips or "
+        f"{report['budget']['seconds']:g} s, after {report['budget']['warmup_round_trips']} warm-up round trips; "
+        f"{report['budget']['note']}.",
         "",
-        f"Server: `{report['server']['command']}` ({report['server']['workers']} sync workers, "
-        f"DB_CONN_MAX_AGE={report['server']['conn_max_age']}), PostgreSQL on the same machine. "
-        f"Client: {report['client']}",
+        "Latency in ms, measured by the client (connect, request, response, close); rt = next + submit.",
         "",
-        "Latency in ms (client side: connect, request, response, close).",
-        "",
-        "| items | annotators | round trips | rt/s | rt p50 | rt p95 | rt p99 | next p50 | next p95 | next p99 "
-        "| submit p50 | submit p95 | submit p99 | errors | load avg before | CPU cores: client / gunicorn / pg / other |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        row(LATENCY_COLUMNS),
+        row(["---:"] * (len(LATENCY_COLUMNS) - 1) + ["---"]),
     ]
     for c in report["configurations"]:
-        rt, nx, sb, cpu = c["round_trip_ms"], c["next_ms"], c["submit_ms"], c["cpu"]
+        rt, nx, sb = c["round_trip_ms"], c["next_ms"], c["submit_ms"]
         lines.append(
-            f"| {c['items']:,} | {c['concurrency']} | {c['round_trips']:,} | {c['round_trips_per_second']:.1f} "
-            f"| {fmt(rt.get('p50'))} | {fmt(rt.get('p95'))} | {fmt(rt.get('p99'))} "
-            f"| {fmt(nx.get('p50'))} | {fmt(nx.get('p95'))} | {fmt(nx.get('p99'))} "
-            f"| {fmt(sb.get('p50'))} | {fmt(sb.get('p95'))} | {fmt(sb.get('p99'))} "
-            f"| {c['errors']} | {c['load_average_before'][0]} "
-            f"| {cpu['client_cores']} / {cpu['gunicorn_cores']} / {cpu['postgres_backends_cores']} / {cpu['other_cores']} |"
+            row(
+                [
+                    *(f"{c['items']:,}", c["concurrency"], c["think_ms"], f"{c['round_trips']:,}"),
+                    f"{c['round_trips_per_second']:.1f}",
+                    *(fmt(d.get(k)) for d in (rt, nx, sb) for k in ("p50", "p95", "p99")),
+                    *(c["errors"], f"{c['machine_busy_before']:.0%}"),
+                ]
+            )
+        )
+    lines += [
+        "",
+        "CPU during each measured phase, in cores (of 2) and ms of CPU per round trip. `pg` counts the "
+        "backends serving the benchmark database; `other` is everything else on the machine (other work "
+        "running at the same time).",
+        "",
+        row(CPU_COLUMNS),
+        row(["---:"] * len(CPU_COLUMNS)),
+    ]
+    for c in report["configurations"]:
+        cpu = c["cpu"]
+        lines.append(
+            row(
+                [
+                    *(f"{c['items']:,}", c["concurrency"], cpu["machine_busy_cores"], cpu["client_cores"]),
+                    *(cpu["gunicorn_cores"], cpu["postgres_backends_cores"], cpu["other_cores"]),
+                    *(cpu["client_ms_per_round_trip"], cpu["gunicorn_ms_per_round_trip"]),
+                    cpu["postgres_ms_per_round_trip"],
+                ]
+            )
         )
     base = report.get("baseline")
     if base:
         lines += [
             "",
-            f"Floor, same server, new connection each: {base['what']}: p50 {fmt(base['ms']['p50'])} ms, "
-            f"p99 {fmt(base['ms']['p99'])} ms.",
+            f"Floor over HTTP, same server, new connection each: {base['what']}: "
+            f"p50 {fmt(base['ms']['p50'])} ms, p99 {fmt(base['ms']['p99'])} ms.",
         ]
-    lines += ["", "## Targets", "", "| target | measured | met |", "| --- | --- | --- |"]
+    lines += ["", "## Targets", "", row(["target", "measured", "met"]), row(["---"] * 3)]
     for target in report["targets"]:
-        lines.append(f"| {target['target']} | {target['measured']} | {'yes' if target['met'] else '**no**'} |")
+        lines.append(row([target["target"], target["measured"], "yes" if target["met"] else "**no**"]))
     profiles = report.get("profile") or {}
     if profiles:
         lines += [
             "",
-            "## Where the time goes (in-process, Django test client, same database, one annotator)",
+            "## Where the time goes",
             "",
-            "| items | request | in-process p50 ms | SQL execute p50 ms | Python + commits p50 ms | queries |",
-            "| ---: | --- | ---: | ---: | ---: | ---: |",
+            "In-process (Django test client through the full middleware stack, same database, one annotator, "
+            "no profiler), p50 in ms. DB = SQL statements plus BEGIN/COMMIT, waiting on PostgreSQL.",
+            "",
+            row(PROFILE_COLUMNS),
+            row(["---:", "---"] + ["---:"] * (len(PROFILE_COLUMNS) - 2)),
         ]
-        for slug, profile in profiles.items():
+        for slug, prof in profiles.items():
             for kind in ("next", "submit"):
-                p = profile[kind]
+                p = prof[kind]
                 lines.append(
-                    f"| {slug.removeprefix('bench-')} | {kind} | {fmt(p['in_process_ms']['p50'])} "
-                    f"| {fmt(p['sql_execute_ms']['p50'])} | {fmt(p['python_and_commit_ms_p50'])} "
-                    f"| {p['queries_per_request']:g} |"
+                    row(
+                        [
+                            *(slug.removeprefix("bench-"), kind, fmt(p["in_process_ms"]["p50"])),
+                            *(fmt(p["db_wait_ms_p50"]), fmt(p["python_ms_p50"]), f"{p['queries_per_request']:g}"),
+                            *(len(p["commands"]), f"{p['db_round_trips_per_request']:g}"),
+                        ]
+                    )
                 )
-        lines += ["", "Query lists, EXPLAIN plans and cProfile output: `api_latency_profile.md` beside this file."]
+        first = next(iter(profiles.values()))
+        lines += ["", f"Phases ({next(iter(profiles))}), p50 ms (total, of which SQL):", ""]
+        lines += [row(["request", "phase", "total", "SQL"]), row(["---", "---", "---:", "---:"])]
+        for kind in ("next", "submit"):
+            for name, phase in first[kind]["phases"].items():
+                lines.append(row([kind, name, fmt(phase["total_ms_p50"]), fmt(phase["sql_ms_p50"])]))
+        floor = first["floor_401_in_process_ms"]
+        lines += [
+            "",
+            f"In-process floor (401 without a token, no SQL): p50 {fmt(floor['p50'])} ms.",
+            "",
+            f"Query lists, EXPLAIN plans and cProfile output: `{report['out']}_profile.md` beside this file.",
+        ]
+    if report.get("notes"):
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in report["notes"]]
     return "\n".join(lines) + "\n"
 
 
 def profile_markdown(report: dict) -> str:
     lines = ["# API latency: in-process profile of `next` + `submit`", ""]
-    for slug, profile in (report.get("profile") or {}).items():
-        lines += [f"## {slug} ({profile['rounds']} round trips)", ""]
+    for slug, prof in (report.get("profile") or {}).items():
+        lines += [f"## {slug} ({prof['rounds']} round trips)", ""]
         for kind in ("next", "submit"):
-            p = profile[kind]
+            p = prof[kind]
             lines += [
-                f"### {kind}: {p['queries_per_request']:g} queries, in-process p50 {fmt(p['in_process_ms']['p50'])} ms, "
-                f"SQL p50 {fmt(p['sql_execute_ms']['p50'])} ms",
+                f"### {kind}: {p['queries_per_request']:g} statements + {' '.join(p['commands'])}; "
+                f"in-process p50 {fmt(p['in_process_ms']['p50'])} ms, DB wait p50 {fmt(p['db_wait_ms_p50'])} ms",
                 "",
-                "| per request | mean ms | p50 ms | SQL |",
-                "| ---: | ---: | ---: | --- |",
+                row(["per request", "mean ms", "p50 ms", "SQL"]),
+                row(["---:", "---:", "---:", "---"]),
             ]
             for q in p["queries"]:
                 sql = q["sql"].replace("|", "\\|").replace("\n", " ")
-                lines.append(f"| {q['per_request']:g} | {q['mean_ms']:.3f} | {q['p50_ms']:.3f} | `{sql}` |")
+                lines.append(row([f"{q['per_request']:g}", f"{q['mean_ms']:.3f}", f"{q['p50_ms']:.3f}", f"`{sql}`"]))
             lines.append("")
         lines += ["### EXPLAIN (ANALYZE, BUFFERS) of the SELECTs of one `next`", ""]
-        for plan in profile["explain_next"]:
+        for plan in prof["explain_next"]:
             lines += ["```sql", plan["sql"], "```", "```", plan["plan"], "```", ""]
-        lines += [
-            f"### cProfile, {profile['cprofile_round_trips']} round trips",
-            "",
-            "```",
-            profile["cprofile"],
-            "```",
-            "",
-        ]
+        lines += [f"### cProfile, {prof['cprofile_round_trips']} round trips", "", "```", prof["cprofile"], "```", ""]
     return "\n".join(lines) + "\n"
 
 
 def print_summary(report: dict) -> None:
-    machine = report["machine"]
+    m = report["machine"]
     log("")
     log("== machine")
-    log(
-        f"   CPU: {machine['cpu_model']} x {machine['cores']} cores; RAM {machine['ram_gb']} GB; kernel {machine['kernel']}"
-    )
-    log(
-        f"   load average at start: {machine['load_average_at_start']}; busy before start: {machine['cpu_busy_fraction_at_start']:.0%}"
-    )
-    log(f"   top processes at start: {machine['top_processes_at_start'][:4]}")
-    log(
-        f"   Python {machine['python']}, Django {machine['django']}, gunicorn {machine['gunicorn']}, psycopg {machine['psycopg']}"
-    )
-    log(f"   {machine['postgresql']}")
-    log(f"   {machine['postgresql_settings']}")
+    log(f"   {m['cpu_model']}, {m['cores']} cores, {m['ram_gb']} GB RAM, Linux {m['kernel']}")
+    log(f"   load average at start {m['load_average_at_start']}, busy {m['cpu_busy_fraction_at_start']:.0%}")
+    log(f"   top processes at start: {m['top_processes_at_start'][:4]}")
+    log(f"   Python {m['python']}, Django {m['django']}, gunicorn {m['gunicorn']}, psycopg {m['psycopg']}")
+    log(f"   {m['postgresql']}")
+    log(f"   {m['postgresql_settings']}")
     log("")
-    log(f"== results (ms; client: {report['client']})")
+    log(f"== results, ms (client: {report['client']})")
     header = f"{'items':>9} {'ann':>4} {'n':>5} {'rt/s':>7} | {'rt p50':>7} {'p95':>7} {'p99':>7} | "
-    header += f"{'next50':>7} {'p95':>7} {'p99':>7} | {'sub50':>7} {'p95':>7} {'p99':>7} | err load"
+    header += f"{'next50':>7} {'p95':>7} {'p99':>7} | {'sub50':>7} {'p95':>7} {'p99':>7} | err busy"
     log(header)
     for c in report["configurations"]:
         rt, nx, sb = c["round_trip_ms"], c["next_ms"], c["submit_ms"]
         log(
             f"{c['items']:>9,} {c['concurrency']:>4} {c['round_trips']:>5} {c['round_trips_per_second']:>7.1f} | "
-            f"{fmt(rt.get('p50')):>7} {fmt(rt.get('p95')):>7} {fmt(rt.get('p99')):>7} | "
-            f"{fmt(nx.get('p50')):>7} {fmt(nx.get('p95')):>7} {fmt(nx.get('p99')):>7} | "
-            f"{fmt(sb.get('p50')):>7} {fmt(sb.get('p95')):>7} {fmt(sb.get('p99')):>7} | "
-            f"{c['errors']:>3} {c['load_average_before'][0]}"
+            + " | ".join(" ".join(f"{fmt(d.get(k)):>7}" for k in ("p50", "p95", "p99")) for d in (rt, nx, sb))
+            + f" | {c['errors']:>3} {c['machine_busy_before']:.0%}"
         )
     if report.get("baseline"):
         b = report["baseline"]
@@ -1021,16 +1262,18 @@ def print_summary(report: dict) -> None:
     log("== targets")
     for target in report["targets"]:
         log(f"   [{'MET' if target['met'] else 'NOT MET'}] {target['target']}: {target['measured']}")
-    for slug, profile in (report.get("profile") or {}).items():
+    for slug, prof in (report.get("profile") or {}).items():
         log("")
-        log(f"== in-process profile, {slug}")
+        log(f"== in-process, {slug}")
         for kind in ("next", "submit"):
-            p = profile[kind]
+            p = prof[kind]
             log(
-                f"   {kind}: {p['queries_per_request']:g} queries; in-process p50 {fmt(p['in_process_ms']['p50'])} ms, "
-                f"of which SQL execute {fmt(p['sql_execute_ms']['p50'])} ms, Python + commits "
-                f"{fmt(p['python_and_commit_ms_p50'])} ms"
+                f"   {kind}: p50 {fmt(p['in_process_ms']['p50'])} ms = DB wait {fmt(p['db_wait_ms_p50'])} "
+                f"+ Python {fmt(p['python_ms_p50'])}; {p['queries_per_request']:g} statements "
+                f"+ {len(p['commands'])} BEGIN/COMMIT"
             )
+            for name, phase in p["phases"].items():
+                log(f"      {name:<40} {fmt(phase['total_ms_p50']):>7} ms (SQL {fmt(phase['sql_ms_p50'])})")
 
 
 # --------------------------------------------------------------------------- main
@@ -1038,27 +1281,41 @@ def print_summary(report: dict) -> None:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--items", default="10000,1000000", help="project sizes, comma-separated")
-    parser.add_argument("--concurrency", default="1,8,32", help="simultaneous annotators, comma-separated")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
-    parser.add_argument("--round-trips", type=int, default=2000, help="measured round trips per configuration, at most")
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds per configuration, at most")
-    parser.add_argument(
-        "--warmup", type=int, default=100, help="warm-up round trips per configuration (all annotators)"
+    add = parser.add_argument
+    add("--items", default="10000,1000000", help="project sizes, comma-separated (default 10000,1000000)")
+    add("--concurrency", default="1,8,32", help="simultaneous annotators, comma-separated (default 1,8,32)")
+    add("--workers", type=int, default=4, help="gunicorn sync workers (default 4)")
+    add("--round-trips", type=int, default=2000, help="measured round trips per configuration, at most")
+    add("--duration", type=float, default=30.0, help="seconds per configuration, at most (default 30)")
+    add("--warmup", type=int, default=100, help="warm-up round trips per configuration, all annotators together")
+    add("--think-ms", type=float, default=0.0, help="pause after each round trip (default 0: back to back)")
+    add("--quick", action="store_true", help="smoke check: 10,000 items, 1 and 8 annotators, 300 round trips")
+    add("--reuse", action="store_true", help="keep an already-seeded database instead of creating it anew")
+    add("--drop", action="store_true", help="drop the benchmark database at the end")
+    add(
+        "--wait-idle",
+        type=float,
+        default=None,
+        help="before each configuration wait until the machine is busy "
+        "less than this share (e.g. 0.3), at most --wait-max seconds",
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="smoke check: 10,000 items, 1 and 8 annotators, 300 round trips"
+    add("--wait-max", type=float, default=300.0, help="longest wait for --wait-idle, seconds")
+    add("--no-profile", action="store_true", help="skip the in-process profile")
+    add("--profile-rounds", type=int, default=300, help="round trips of the in-process profile")
+    add("--db-url", default=DEFAULT_DB_URL, help="the benchmark's own database (created, reset, maybe dropped)")
+    add("--conn-max-age", type=int, default=60, help="DB_CONN_MAX_AGE for the server (default 60)")
+    add("--out", default=None, help="results file stem in bench/results (default api_latency, api_latency_quick)")
+    add("--note", action="append", default=[], help="a note to keep with the results (repeatable)")
+    add(
+        "--nice",
+        type=int,
+        default=0,
+        help="scheduling priority (e.g. -10, needs root) for the benchmark, gunicorn and the PostgreSQL "
+        "backends serving it, to keep other work on a shared machine from distorting the figures",
     )
-    parser.add_argument("--reuse", action="store_true", help="keep an already-seeded database")
-    parser.add_argument("--drop", action="store_true", help="drop the benchmark database at the end")
-    parser.add_argument("--no-profile", action="store_true", help="skip the in-process profile")
-    parser.add_argument("--profile-rounds", type=int, default=300, help="round trips of the in-process profile")
-    parser.add_argument("--db-url", default=DEFAULT_DB_URL, help="the benchmark's own database (dropped and created)")
-    parser.add_argument("--conn-max-age", type=int, default=60, help="DB_CONN_MAX_AGE for the server")
-    parser.add_argument("--out", default=None, help="results file stem (default api_latency, api_latency_quick)")
-    parser.add_argument("--profile-child", help=argparse.SUPPRESS)
-    parser.add_argument("--profile-token", help=argparse.SUPPRESS)
-    parser.add_argument("--profile-out", help=argparse.SUPPRESS)
+    add("--profile-child", help=argparse.SUPPRESS)
+    add("--profile-token", help=argparse.SUPPRESS)
+    add("--profile-out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.items, args.concurrency = "10000", "1,8"
@@ -1066,6 +1323,8 @@ def parse_args(argv=None):
     args.items = [int(x.replace("_", "")) for x in str(args.items).split(",") if x.strip()]
     args.concurrency = [int(x) for x in str(args.concurrency).split(",") if x.strip()]
     args.out = args.out or ("api_latency_quick" if args.quick else "api_latency")
+    if not args.out.startswith("api_latency"):
+        parser.error("--out must start with api_latency")
     if db_name(args.db_url) in ("", "postgres", "template0", "template1"):
         parser.error("--db-url must name the benchmark's own database; it is dropped and created")
     return args
@@ -1076,12 +1335,17 @@ def main(argv=None) -> int:
     if args.profile_child:
         profile_child(args.profile_child, args.profile_token, args.profile_rounds, 100, args.profile_out)
         return 0
+    # Stop cleanly (gunicorn and the annotator processes too) on Ctrl-C or kill, even when
+    # started in the background, where SIGINT may arrive ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if args.nice:
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited by gunicorn and the annotator processes
     started_at = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     t0 = time.monotonic()
     machine = describe_machine(args)
-    log(
-        f"== machine: {machine['cpu_model']}, {machine['cores']} cores, {machine['ram_gb']} GB, load {machine['load_average_at_start']}"
-    )
+    log(f"== {machine['cpu_model']}, {machine['cores']} cores, {machine['ram_gb']} GB")
+    log(f"   load average {machine['load_average_at_start']}, busy {machine['cpu_busy_fraction_at_start']:.0%}")
     seeding = setup_database(args)
     tokens = create_annotators(args, max(args.concurrency))
     server = Gunicorn(args)
@@ -1098,22 +1362,29 @@ def main(argv=None) -> int:
                 rt = config["round_trip_ms"]
                 log(
                     f"   {config['round_trips']} round trips, {config['round_trips_per_second']} rt/s, "
-                    f"p50 {rt.get('p50')} p95 {rt.get('p95')} p99 {rt.get('p99')} ms, errors {config['errors']}"
+                    f"p50 {rt.get('p50')} p95 {rt.get('p95')} p99 {rt.get('p99')} ms, errors {config['errors']}, "
+                    f"busy before {config['machine_busy_before']:.0%}, other work {config['cpu']['other_cores']} cores"
                 )
                 configurations.append(config)
     finally:
         server.stop()
-        log(f"== gunicorn stopped; log tail:\n{server.log_tail(10)}" if server.log_tail(10) else "== gunicorn stopped")
+        log("== gunicorn stopped")
     profiles = {}
     if not args.no_profile:
         for items in args.items:
             log(f"== in-process profile, {items:,} items")
             profiles[slug_for(items)] = run_profile(args, slug_for(items), tokens[0])
             reset_project(args, slug_for(items))
+    client = (
+        "one OS process per simulated annotator (no GIL shared between them), http.client, a new TCP "
+        "connection per request (Connection: close), on the same machine as gunicorn and PostgreSQL, "
+        "competing with them for the cores (its CPU is measured below)"
+    )
     report = {
         "benchmark": "api_latency",
         "started_at": started_at,
         "mode": "quick" if args.quick else "full",
+        "out": args.out,
         "duration_seconds": round(time.monotonic() - t0, 1),
         "machine": machine,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
@@ -1123,26 +1394,23 @@ def main(argv=None) -> int:
             "workers": args.workers,
             "worker_class": "sync",
             "conn_max_age": args.conn_max_age,
-            "env": {"DEBUG": "0", "SECRET_KEY": "bench", "ALLOWED_HOSTS": HOST},
+            "env": {"DEBUG": "0", "SECRET_KEY": "bench", "ALLOWED_HOSTS": HOST, "LOG_LEVEL": "WARNING"},
+            "nice": args.nice,
         },
-        "client": (
-            "one OS process per simulated annotator (no GIL between them), http.client, a new TCP connection "
-            "per request (Connection: close), on the same 2-core machine as the server and PostgreSQL"
-            if os.cpu_count() == 2
-            else "one OS process per simulated annotator (no GIL between them), http.client, a new TCP connection "
-            "per request (Connection: close), on the same machine as the server and PostgreSQL"
-        ),
+        "client": client,
         "budget": {
             "round_trips": args.round_trips,
             "seconds": args.duration,
             "warmup_round_trips": args.warmup,
-            "note": "each configuration starts from a reset project (all items open, VACUUM ANALYZE); "
-            "overlap 1, so each round trip judges a fresh item",
+            "think_ms": args.think_ms,
+            "note": "each configuration starts from a reset project (no assignments or judgments, all items "
+            "open, VACUUM ANALYZE); overlap 1, so each round trip judges a fresh item",
         },
         "baseline": base,
         "configurations": configurations,
         "targets": evaluate_targets(configurations),
         "profile": profiles,
+        "notes": args.note,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=2) + "\n")
