@@ -215,6 +215,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Labeling knobs.
 LABELING_MAX_TEXT_CHARS = env_int("LABELING_MAX_TEXT_CHARS", 200_000)
 LABELING_DEFAULT_LEASE_SECONDS = env_int("LABELING_DEFAULT_LEASE_SECONDS", 1800)
+# How often (per process and project) a claim first releases expired leases.
+LABELING_EXPIRY_CHECK_SECONDS = float(env("LABELING_EXPIRY_CHECK_SECONDS", "1") or 1)
 
 LOGGING = {
     "version": 1,

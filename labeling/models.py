@@ -102,6 +102,9 @@ class Item(models.Model):
     votes = models.PositiveIntegerField(default=0)
     filled = models.PositiveIntegerField(default=0)
     is_complete = models.BooleanField(default=False)
+    withdrawn_at = models.DateTimeField(
+        null=True, blank=True, help_text="Withdrawn by a manager: handed out no more; its judgments are kept."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -65,3 +65,17 @@ def user_factory(db):
 def _fast_password_hashing(settings):
     """Real hashing costs ~0.3 s a user; the tests are not about its strength."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(settings, request):
+    """Each test gets an empty in-memory cache (stats and job progress live there)."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": request.node.nodeid}
+    }
+
+
+@pytest.fixture(autouse=True)
+def _expire_on_every_claim(settings):
+    """Tests move lease clocks by hand and expect the very next claim to notice."""
+    settings.LABELING_EXPIRY_CHECK_SECONDS = 0

@@ -9,9 +9,11 @@ Finding work reads counters kept on the item through an index, never counts rows
 """
 
 import random
+import time
 from collections import Counter
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef
@@ -26,6 +28,7 @@ CLAIM_WINDOW = 64
 # Gold items considered per gold claim (one is picked at random).
 GOLD_SAMPLE = 500
 _shuffle = random.SystemRandom()
+_expiry_checked: dict[int, float] = {}  # project id -> monotonic time of this process's last expiry pass
 
 
 def assignment_next(*, project: Project, annotator: AbstractBaseUser) -> Assignment | None:
@@ -38,8 +41,13 @@ def assignment_next(*, project: Project, annotator: AbstractBaseUser) -> Assignm
         return None  # an archived project hands out no more work
     now = timezone.now()
     # Release leases past their time first, in a transaction of its own, so the
-    # claim below holds no item locks while it may wait for one.
-    leases_expire(project=project, now=now)
+    # claim below holds no item locks while it may wait for one. Each process does
+    # this at most every LABELING_EXPIRY_CHECK_SECONDS per project: a lease is freed
+    # that much late at worst, and most claims skip the round trips.
+    checked = _expiry_checked.get(project.pk, 0.0)
+    if time.monotonic() - checked >= settings.LABELING_EXPIRY_CHECK_SECONDS:
+        _expiry_checked[project.pk] = time.monotonic()
+        leases_expire(project=project, now=now)
     with transaction.atomic():
         current, queued = _leases(project, annotator)
         if current is not None:
@@ -102,7 +110,9 @@ def _lease_new(project: Project, annotator: AbstractBaseUser, now, *, queued: bo
     item = item or _claim_item(project, annotator)
     if item is None:
         return None
-    response_ids = list(item.responses.values_list("id", flat=True))
+    responses = item.responses.all()
+    response_ids = [response.pk for response in responses]  # evaluates, and keeps, the responses
+    item._prefetched_objects_cache = {"responses": responses}  # the page and the API show them next
     assignment = Assignment.objects.create(
         project=project,
         item=item,
@@ -138,16 +148,15 @@ def _claim_item(project: Project, annotator: AbstractBaseUser) -> Item | None:
         if project.order == Project.Order.BREADTH_FIRST
         else ("-priority", "-filled", "id")
     )
-    open_items = Item.objects.filter(project=project, is_complete=False, is_gold=False, filled__lt=F("target"))
-    window = list(open_items.order_by(*order).values_list("id", flat=True)[:CLAIM_WINDOW])
-    if window:
-        had = set(Assignment.objects.filter(annotator=annotator, item_id__in=window).values_list("item_id", flat=True))
-        fresh_in_window = [pk for pk in window if pk not in had]
-        if fresh_in_window:
-            item = _lock_first(open_items.filter(pk__in=fresh_in_window), order)
-            if item is not None:
-                return item
+    open_items = Item.objects.filter(
+        project=project, is_complete=False, is_gold=False, withdrawn_at=None, filled__lt=F("target")
+    )
     had_it = Exists(Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator))
+    # One query: the first CLAIM_WINDOW open items in order, less those this annotator had.
+    window = open_items.order_by(*order).values("pk")[:CLAIM_WINDOW]
+    item = _lock_first(open_items.filter(pk__in=window).filter(~had_it), order)
+    if item is not None:
+        return item
     untouched = open_items.filter(filled=0).filter(~had_it)
     anything = open_items.filter(~had_it)
     # Last, wait for rows others hold rather than skip them: an item being claimed
@@ -164,7 +173,9 @@ def _claim_gold(project: Project, annotator: AbstractBaseUser) -> Item | None:
     every annotator may answer each one once. They look like any other item."""
     had_it = Exists(Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator))
     candidates = list(
-        Item.objects.filter(project=project, is_gold=True).filter(~had_it).values_list("id", flat=True)[:GOLD_SAMPLE]
+        Item.objects.filter(project=project, is_gold=True, withdrawn_at=None)
+        .filter(~had_it)
+        .values_list("id", flat=True)[:GOLD_SAMPLE]
     )
     if not candidates:
         return None

@@ -96,17 +96,19 @@ def judgment_submit(
         # Lock the assignment: a double submit waits here, then finds the first one's judgment.
         locked = (
             Assignment.objects.select_for_update(of=("self",))
-            .select_related("project")
+            .select_related("project", "item", "judgment")
             .filter(pk=assignment.pk, annotator=annotator)
             .first()
         )
         if locked is None:
             raise NotFound("No such assignment.")
-        existing = Judgment.objects.filter(assignment=locked).first()
+        existing = getattr(locked, "judgment", None)
         if existing is not None:
             return existing, False
         if locked.state == Assignment.State.SKIPPED:
             raise Conflict("You skipped this item, so it cannot be judged any more.")
+        if locked.item.withdrawn_at is not None:
+            raise Conflict("This item was withdrawn by a manager; your answer was not needed. Moving on.")
         validated = ranking_validate(ranking=ranking, shown_order=locked.shown_order)
         details = _details(locked.project, locked.shown_order, validated, strength, both_bad, rationale, criteria)
         released = locked.state == Assignment.State.EXPIRED

@@ -1,0 +1,58 @@
+"""The project's numbers: progress, agreement, annotators, leaderboard.
+
+One service, `project_stats`, feeds `project_stats --json`, the stats API, the dashboard
+and the dataset card, so they always agree. A figure that cannot be computed (yet) is None.
+
+Speed, and why it is done this way. A project can hold a million judgments, and the
+figures (Krippendorff's alpha, leave-one-out agreement, Bradley-Terry with a bootstrap)
+need every judgment's answer, not a sum the database can keep. So:
+
+1. the judgments are read as one narrow table of integers (the two-response case taken
+   apart in SQL and, on PostgreSQL, returned as one CSV value; see `loading.py`) and
+   everything after that is vectorized numpy: no Python loop per judgment. A million
+   judgments take a few seconds, about half of it in PostgreSQL (see
+   bench/results/dashboard_time.md);
+2. the result is cached (Django's cache) under a key made of the project id, its creation
+   time, the number of its judgments and the time of its latest judgment or revision
+   (`updated_at`), so any new or revised judgment makes the next request recompute, and
+   until then a request costs two aggregate queries: the key (count and latest update of
+   the project's judgments) and the progress counters (items, complete), both read fresh
+   on every call. Changes the key does not see (a reference or gold answer edited, a user
+   renamed) show within STATS_CACHE_SECONDS.
+
+Caching alone would not do (the first view after each new judgment would pay for a full
+read), nor would aggregating in the database alone (alpha, leave-one-out consensus and the
+bootstrap are not sums), hence both.
+
+Gold items are quality probes that every annotator answers: they feed gold accuracy and
+are left out of agreement and the leaderboard.
+"""
+
+from labeling.services.metrics.annotators import (
+    FLAGS,
+    LOW_AGREEMENT,
+    LOW_GOLD_ACCURACY,
+    MIN_AGREEMENT_COMPARISONS,
+    MIN_GOLD_COMPARISONS,
+    MIN_JUDGMENTS,
+    POSITION_BIAS_MIN_EFFECT,
+    POSITION_BIAS_P,
+    TOO_FAST_SECONDS,
+    TOO_FAST_SHARE,
+)
+from labeling.services.metrics.stats import STATS_CACHE_SECONDS, project_stats
+
+__all__ = [
+    "FLAGS",
+    "LOW_AGREEMENT",
+    "LOW_GOLD_ACCURACY",
+    "MIN_AGREEMENT_COMPARISONS",
+    "MIN_GOLD_COMPARISONS",
+    "MIN_JUDGMENTS",
+    "POSITION_BIAS_MIN_EFFECT",
+    "POSITION_BIAS_P",
+    "STATS_CACHE_SECONDS",
+    "TOO_FAST_SECONDS",
+    "TOO_FAST_SHARE",
+    "project_stats",
+]

@@ -1,0 +1,131 @@
+"""The manager's overview page: who may see it, what it shows, what it costs."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from labeling.services.assignment import assignment_next
+from labeling.services.judgments import judgment_submit, ranking_from_choice
+from labeling.services.metrics import project_stats
+from tests.factories import ItemFactory, MembershipFactory
+
+
+@pytest.fixture
+def url(project):
+    return reverse("project_overview", args=[project.slug])
+
+
+def _judge_all(project, annotators, choice="A"):
+    for annotator in annotators:
+        while (assignment := assignment_next(project=project, annotator=annotator)) is not None:
+            ranking = ranking_from_choice(assignment=assignment, choice=choice)
+            judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking, strength=2)
+
+
+@pytest.fixture
+def judged(project, annotator, second_annotator, items):
+    _judge_all(project, [annotator, second_annotator])
+    return project
+
+
+def test_anonymous_is_sent_to_log_in(client, url):
+    response = client.get(url)
+
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_annotator_gets_404(client, annotator, url):
+    client.force_login(annotator)
+
+    assert client.get(url).status_code == 404
+
+
+def test_outsider_gets_404(client, outsider, url):
+    client.force_login(outsider)
+
+    assert client.get(url).status_code == 404
+
+
+def test_post_is_not_allowed(client, manager, url):
+    client.force_login(manager)
+
+    assert client.post(url).status_code == 405
+
+
+def test_manager_sees_progress_agreement_annotators_leaderboard_and_win_rates(client, manager, judged, url):
+    client.force_login(manager)
+
+    response = client.get(url)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    stats = project_stats(project=judged)
+    for section in ("progress", "agreement", "annotators", "leaderboard"):
+        assert f'id="{section}"' in html
+    assert re.search(r"<dt>Judgments</dt><dd>10</dd>", html)
+    assert "<td>anna</td>" in html and "<td>bert</td>" in html
+    leaderboard = html[html.index('id="leaderboard-table"') :]
+    assert leaderboard.index("model-") >= 0
+    for row in stats["leaderboard"]:
+        assert f"<td>{row['model']}</td><td>{row['score']}</td>" in leaderboard
+        assert f"{row['ci_low']} \N{EN DASH} {row['ci_high']}" in leaderboard
+    assert 'id="win-rate-table"' in html and 'class="chart heatmap"' in html
+    assert html.count("<svg") >= 4  # progress bar, per day, leaderboard, win rates
+    assert 'id="per-day"' in html
+
+
+def test_page_numbers_are_the_stats_document(client, manager, judged, url):
+    client.force_login(manager)
+    stats = project_stats(project=judged)
+
+    html = client.get(url).content.decode()
+
+    assert f"<td>{stats['agreement']['pairwise']}</td>" in html
+    alpha = stats["agreement"]["krippendorff_alpha"]
+    assert f"<td>{'n/a' if alpha is None else alpha}</td>" in html
+
+
+def test_empty_project_renders(client, manager, url):
+    client.force_login(manager)
+
+    response = client.get(url)
+
+    assert response.status_code == 200
+    assert "No judgments yet." in response.content.decode()
+
+
+def test_page_has_no_inline_style_or_script(client, manager, judged, url):
+    client.force_login(manager)
+
+    html = client.get(url).content.decode()
+
+    assert " style=" not in html and "<style" not in html
+    assert all("src=" in tag for tag in re.findall(r"<script[^>]*>", html))
+    assert "labeling/dashboard.css" in html
+
+
+def test_query_count_does_not_grow_with_the_project(
+    client, manager, project, annotator, second_annotator, url, django_assert_max_num_queries
+):
+    client.force_login(manager)
+    ItemFactory.create_batch(2, project=project)
+    # New judgments change the cache key: each first view below computes the document afresh.
+    _judge_all(project, [annotator, second_annotator])
+    with django_assert_max_num_queries(20) as small:
+        client.get(url)
+    more = [MembershipFactory(project=project).user for _ in range(3)]
+    ItemFactory.create_batch(20, project=project)
+    _judge_all(project, [annotator, second_annotator, *more])
+
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        assert client.get(url).status_code == 200
+
+
+def test_a_second_view_reads_the_cached_document(client, manager, judged, url, django_assert_max_num_queries):
+    client.force_login(manager)
+    client.get(url)
+
+    # Session and user, the membership check, then two counts: no judgment is read.
+    with django_assert_max_num_queries(5):
+        assert client.get(url).status_code == 200
