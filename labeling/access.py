@@ -5,17 +5,21 @@ project the user is not a member of is indistinguishable from one that does not
 exist: both answer 404.
 """
 
+import re
 import uuid
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from labeling.models import Assignment, Job, Judgment, Membership, Project
+from labeling.models import Assignment, Item, Job, Judgment, Membership, Project
+
+_SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,64}\Z")  # anything else cannot name a project (and may upset the database)
 
 
 def project_for_user(user: AbstractBaseUser, slug: str, *, manager: bool = False) -> Project:
     """The project named `slug` if `user` is a member (a manager when asked), else 404."""
-    if not user.is_authenticated:
+    if not user.is_authenticated or not _SLUG.match(slug or ""):
         raise Http404("No such project.")
     memberships = Membership.objects.filter(user=user)
     if manager:
@@ -89,6 +93,61 @@ def job_for_user(user: AbstractBaseUser, job_id: str) -> Job:
         .filter(pk=pk, project__memberships__user=user, project__memberships__role=Membership.Role.MANAGER)
         .first()
     )
+    if job is None:
+        raise Http404("No such job.")
+    return job
+
+
+def project_for_manager(user: AbstractBaseUser, slug: str) -> Project:
+    """The project named `slug` for its managers; 403 for its annotators; 404 for everyone else.
+
+    Annotators know the project exists (they work in it), so telling them "not yours
+    to manage" leaks nothing; outsiders cannot tell it from a project that does not exist.
+    """
+    if not user.is_authenticated or not _SLUG.match(slug or ""):
+        raise Http404("No such project.")
+    membership = Membership.objects.select_related("project").filter(user=user, project__slug=slug).first()
+    if membership is None:
+        raise Http404("No such project.")
+    if membership.role != Membership.Role.MANAGER:
+        raise PermissionDenied("Only the project's managers may do this.")
+    return membership.project
+
+
+def _int_id(value) -> int | None:
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
+
+
+def item_in_project(project: Project, item_id) -> Item:
+    """An item of `project` (already fetched through the user's memberships); else 404."""
+    pk = _int_id(item_id)
+    item = Item.objects.filter(project=project, pk=pk).first() if pk is not None else None
+    if item is None:
+        raise Http404("No such item.")
+    return item
+
+
+def membership_in_project(project: Project, membership_id) -> Membership:
+    """A membership of `project` (already fetched through the user's memberships); else 404."""
+    pk = _int_id(membership_id)
+    membership = (
+        Membership.objects.select_related("user").filter(project=project, pk=pk).first() if pk is not None else None
+    )
+    if membership is None:
+        raise Http404("No such member.")
+    return membership
+
+
+def job_in_project(project: Project, job_id) -> Job:
+    """A job of `project` (already fetched through the user's memberships); else 404."""
+    try:
+        pk = uuid.UUID(str(job_id))
+    except ValueError:
+        raise Http404("No such job.") from None
+    job = Job.objects.select_related("created_by").filter(project=project, pk=pk).first()
     if job is None:
         raise Http404("No such job.")
     return job

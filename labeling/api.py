@@ -3,6 +3,7 @@
 The OpenAPI schema is served at /api/openapi.json.
 """
 
+from django.db import DataError
 from django.http import FileResponse, HttpRequest
 from ninja import File, Form, NinjaAPI, Schema, Status, UploadedFile
 from ninja.security import HttpBearer
@@ -15,7 +16,7 @@ from labeling.services.exporting import ExportOptions
 from labeling.services.jobs import job_download_path, job_export_start, job_import_start, job_status
 from labeling.services.judgments import judgment_submit
 from labeling.services.metrics import project_stats
-from labeling.services.projects import membership_add, project_create, token_authenticate
+from labeling.services.projects import membership_add, project_create_managed, token_authenticate
 
 
 class BearerToken(HttpBearer):
@@ -32,6 +33,12 @@ api = NinjaAPI(title="Feedback labeling API", version="1", auth=BearerToken(), u
 @api.exception_handler(DomainError)
 def domain_error(request, error: DomainError):
     return api.create_response(request, {"detail": error.message}, status=error.status)
+
+
+@api.exception_handler(DataError)
+def data_error(request, error: DataError):
+    """Input the database cannot store (a NUL byte, say) that no check caught: refused, nothing written."""
+    return api.create_response(request, {"detail": "The request holds text the database cannot store."}, status=400)
 
 
 class Message(Schema):
@@ -197,8 +204,7 @@ def create_project(request, payload: ProjectIn):
     """Create a project (needs the add-project permission); you become its manager."""
     if not request.user.has_perm("labeling.add_project"):
         raise NotFound("You may not create projects; ask an administrator for the permission.")
-    project = project_create(**payload.dict())
-    membership_add(project=project, username=request.user.username, role=Membership.Role.MANAGER)
+    project = project_create_managed(creator=request.user, **payload.dict())
     return Status(201, _project_out(project, Membership.Role.MANAGER))
 
 

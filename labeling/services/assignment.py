@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from labeling.models import Assignment, Item, Membership, Project
 from labeling.services.errors import Conflict, InvalidInput, NotFound
+from labeling.services.text import text_checked
 
 EXPIRE_BATCH = 100
 # Open items read per claim before falling back to untouched ones (see _claim_item).
@@ -218,7 +219,7 @@ def assignment_skip(*, assignment: Assignment, annotator: AbstractBaseUser, reas
 
     Idempotent: skipping a skipped assignment returns it unchanged.
     """
-    reason = (reason or "").strip()[:500]
+    reason = text_checked((reason or "").strip()[:500], "reason")
     reasons = assignment.project.skip_reasons or []
     if reasons and reason not in reasons:
         raise InvalidInput(f"Choose a reason for skipping: {', '.join(reasons)}.")

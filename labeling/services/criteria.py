@@ -9,6 +9,7 @@ Answers are stored as {key: value} or {key: {response id: value}}.
 import re
 
 from labeling.services.errors import InvalidInput
+from labeling.services.text import text_checked
 
 TYPES = ("likert", "flag", "text")
 LIKERT = range(1, 6)
@@ -39,6 +40,7 @@ def criteria_definitions_validate(definitions) -> list[dict]:
         label = entry.get("label") or key.replace("_", " ").capitalize()
         if not isinstance(label, str) or len(label) > 200:
             raise InvalidInput(f"{where}.label must be text of at most 200 characters.")
+        text_checked(label, f"{where}.label")
         result.append(
             {
                 "key": key,
@@ -114,7 +116,5 @@ def _answer(definition: dict, value, label: str):
         if str(value).lower() in {"0", "false", "no", "off"}:
             return False
         raise InvalidInput(f"'{label}' is yes or no (got {value!r}).")
-    text = str(value).strip()
-    if len(text) > MAX_TEXT:
-        raise InvalidInput(f"'{label}' is too long ({len(text):,} characters; at most {MAX_TEXT:,}).")
+    text = text_checked(str(value).strip(), label, limit=MAX_TEXT)
     return text or None

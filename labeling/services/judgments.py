@@ -10,6 +10,7 @@ from django.utils import timezone
 from labeling.models import Assignment, Item, Judgment, JudgmentRevision, Project
 from labeling.services.criteria import criteria_answers_validate
 from labeling.services.errors import Conflict, InvalidInput, NotFound
+from labeling.services.text import text_checked
 
 Ranking = list[list[int]]
 PAIRWISE_CHOICES = ("A", "B", "tie")
@@ -178,10 +179,8 @@ def _check_details(*, strength, rationale) -> None:
         raise InvalidInput("`strength` must be 1 (slightly), 2 (clearly) or 3 (much better).")
     if rationale is not None and not isinstance(rationale, str):
         raise InvalidInput("`rationale` must be text.")
-    if rationale and len(rationale) > MAX_RATIONALE_CHARS:
-        raise InvalidInput(
-            f"The rationale is too long ({len(rationale):,} characters; at most {MAX_RATIONALE_CHARS:,})."
-        )
+    if rationale:
+        text_checked(rationale, "rationale", limit=MAX_RATIONALE_CHARS)
 
 
 def _details(project: Project, shown_order, ranking: Ranking, strength, both_bad, rationale, criteria) -> dict:

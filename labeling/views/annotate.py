@@ -81,9 +81,11 @@ def _choice(assignment: Assignment, judgment: Judgment) -> str:
     return "A" if judgment.ranking[0] == [assignment.shown_order[0]] else "B"
 
 
-def _render(request: HtmxHttpRequest, project: Project, assignment: Assignment | None, *, error="", status=200):
+def _render(
+    request: HtmxHttpRequest, project: Project, assignment: Assignment | None, *, error="", notice="", status=200
+):
     context = _body_context(project, assignment, post=request.POST if error else None)
-    context.update(error=error, progress=annotator_progress(project=project, annotator=request.user))
+    context.update(error=error, notice=notice, progress=annotator_progress(project=project, annotator=request.user))
     if assignment is not None and not error:
         # Lease the next item now and send it along, hidden, so the page shows it
         # the moment this one is judged.
@@ -126,6 +128,11 @@ def judge(request: HtmxHttpRequest, slug: str, assignment_id: str) -> HttpRespon
             **fields,
         )
     except DomainError as error:
+        if assignment.item.withdrawn_at is not None:
+            # Nothing to fix on a withdrawn item: say so and move on to the next one.
+            return _render(
+                request, project, assignment_next(project=project, annotator=request.user), notice=error.message
+            )
         return _render(request, project, assignment, error=error.message, status=422)
     if not request.htmx:
         return redirect("annotate", slug=project.slug)

@@ -139,3 +139,17 @@ def test_openapi_schema_is_served(client):
     schema = client.get("/api/openapi.json").json()
     assert "/api/projects/{slug}/next" in schema["paths"]
     assert "/api/assignments/{assignment_id}/judgment" in schema["paths"]
+
+
+def test_nul_bytes_are_refused_not_stored(api, annotator, project, items):
+    """PostgreSQL cannot store NUL; found by fuzzing: a clear 4xx, and nothing changes."""
+    client = api(annotator)
+    assert client.post(f"/api/projects/{project.slug}%00x/next").status_code == 404
+    body = client.post(f"/api/projects/{project.slug}/next").json()
+    ids = [entry["id"] for entry in body["item"]["responses"]]
+    response = client.post(
+        f"/api/assignments/{body['assignment']}/judgment", {"ranking": [[ids[0]], [ids[1]]], "rationale": "a\x00b"}
+    )
+    assert response.status_code == 400 and "NUL" in response.json()["detail"]
+    assert not Judgment.objects.exists()
+    assert client.post(f"/api/assignments/{body['assignment']}/skip", {"reason": "x\x00"}).status_code == 400

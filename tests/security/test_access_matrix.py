@@ -43,6 +43,28 @@ TABLE = {
     "api/projects/<slug>/exports": ("POST", {AN: 401, OU: 404, OM: 404, AT: 404, MA: 202}),
     "api/jobs/<job_id>": ("GET", {AN: 401, OU: 404, OM: 404, AT: 404, MA: 200}),
     "api/jobs/<job_id>/download": ("GET", {AN: 401, OU: 404, OM: 404, AT: 404, MA: 200}),
+    # The manager's console (issue #6): annotators 403, outsiders 404. Objects inside a
+    # project are named in the form; an empty form names none, so the manager gets 404.
+    "projects/new/": ("GET", {AN: 302, OU: 403, OM: 403, AT: 403, MA: 403}),  # needs labeling.add_project
+    "tokens/": ("GET", {AN: 302, OU: 200, OM: 200, AT: 200, MA: 200}),
+    "tokens/revoke/": ("POST", {AN: 302, OU: 404, OM: 404, AT: 404, MA: 404}),
+    "p/<slug:slug>/settings/": ("GET", {AN: 302, OU: 404, OM: 404, AT: 403, MA: 200}),
+    "p/<slug:slug>/archive/": ("POST", {AN: 302, OU: 404, OM: 404, AT: 403, MA: 302}),
+    "p/<slug:slug>/reopen/": ("POST", {AN: 302, OU: 404, OM: 404, AT: 403, MA: 302}),
+    "p/<slug:slug>/members/": ("GET", {AN: 302, OU: 404, OM: 404, AT: 403, MA: 200}),
+    "p/<slug:slug>/members/role/": ("POST", {AN: 302, OU: 404, OM: 404, AT: 403, MA: 404}),
+    "p/<slug:slug>/members/remove/": ("POST", {AN: 302, OU: 404, OM: 404, AT: 403, MA: 404}),
+    "p/<slug:slug>/import/": ("GET", {AN: 302, OU: 404, OM: 404, AT: 403, MA: 200}),
+    "p/<slug:slug>/import/start/": ("POST", {AN: 302, OU: 404, OM: 404, AT: 403, MA: 302}),
+    "p/<slug:slug>/import/discard/": ("POST", {AN: 302, OU: 404, OM: 404, AT: 403, MA: 302}),
+    "p/<slug:slug>/export/": ("GET", {AN: 302, OU: 404, OM: 404, AT: 403, MA: 200}),
+    "p/<slug:slug>/jobs/<job_id>/": ("GET", {AN: 302, OU: 404, OM: 404, AT: 403, MA: 200}),
+    "p/<slug:slug>/jobs/<job_id>/download/": ("GET", {AN: 302, OU: 404, OM: 404, AT: 403, MA: 200}),
+    "p/<slug:slug>/items/": ("GET", {AN: 302, OU: 404, OM: 404, AT: 403, MA: 200}),
+    "p/<slug:slug>/items/gold/": ("POST", {AN: 302, OU: 404, OM: 404, AT: 403, MA: 404}),
+    "p/<slug:slug>/items/priority/": ("POST", {AN: 302, OU: 404, OM: 404, AT: 403, MA: 404}),
+    "p/<slug:slug>/items/withdraw/": ("POST", {AN: 302, OU: 404, OM: 404, AT: 403, MA: 404}),
+    "p/<slug:slug>/items/restore/": ("POST", {AN: 302, OU: 404, OM: 404, AT: 403, MA: 404}),
 }
 BODIES = {
     "p/<slug:slug>/annotate/<str:assignment_id>/judge/": {"choice": "A"},

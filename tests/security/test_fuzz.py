@@ -6,7 +6,9 @@ import json
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +25,19 @@ schema = schemathesis.openapi.from_wsgi("/api/openapi.json", get_wsgi_applicatio
 
 
 @pytest.fixture
-def fuzz_token(db, settings, tmp_path):
+def keep_test_connection():
+    """The WSGI app is called directly, so Django would close the test's database
+    connection after each request (it sits in the test's transaction); the test client
+    avoids that the same way."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def fuzz_token(db, settings, tmp_path, keep_test_connection):
     settings.LABELING_JOBS_DIR = tmp_path
     project = ProjectFactory(slug="fuzz", overlap=2)
     member = MembershipFactory(project=project, role="manager", user__username="fuzzer").user

@@ -12,6 +12,7 @@ import json
 import random
 import shutil
 import tempfile
+import uuid
 from dataclasses import asdict, dataclass, field
 from itertools import groupby
 from pathlib import Path
@@ -79,22 +80,16 @@ def preferences_export(*, project: Project, out_dir: Path | str, options: Export
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InvalidInput(f"'{out}' already exists and is not empty; choose another --out or remove it.")
     report = ExportReport(out=str(out), options=options)
-    rows_by_split = _build_rows(project, options, report)
     ranked = project.mode == Project.Mode.RANKING  # pairwise exports keep exactly the columns DESIGN.md lists
     features = styles.features(options.config, options.style, margin=options.margin, rank_gap=ranked)
-    dataset = datasets.DatasetDict(
-        {
-            # from_dict keeps the declared columns even when a split has no rows.
-            split: datasets.Dataset.from_dict(
-                {name: [row[name] for row in rows] for name in features}, features=features
-            )
-            for split, rows in rows_by_split.items()
-        }
-    )
-    report.rows = {split: len(rows) for split, rows in rows_by_split.items()}
+    test_items = _test_items(_judgments(project, options), options)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
+    arrow = Path(tempfile.mkdtemp(prefix=".export-arrow-", dir=out.parent))
     try:
+        splits = ["train", "test"] if test_items else ["train"]
+        dataset = _stream(_iter_rows(project, options, report, test_items), features, splits, arrow)
+        report.rows = {split: len(part) for split, part in dataset.items()}
         _write(dataset, staging, options)
         (staging / "README.md").write_text(dataset_card(project=project, report=report, features=features))
         if out.exists():
@@ -103,7 +98,41 @@ def preferences_export(*, project: Project, out_dir: Path | str, options: Export
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        shutil.rmtree(arrow, ignore_errors=True)
     return report
+
+
+def _stream(rows, features: datasets.Features, splits: list[str], cache: Path) -> datasets.DatasetDict:
+    """Rows to Arrow files in batches (datasets' generator builder), then one dataset per split.
+
+    Memory stays flat whatever the project's size: rows are written as they come, and
+    splits are memory-mapped filters of the written table. The cache folder is new for
+    every export, so datasets can never hand back an earlier export's rows.
+    """
+    first = next(rows, None)
+    if first is None:  # datasets cannot build a table from an empty generator
+        empty = {name: [] for name in features}
+        return datasets.DatasetDict({split: datasets.Dataset.from_dict(empty, features=features) for split in splits})
+    tagged = datasets.Features({**features, "__split": datasets.Value("string")})
+
+    def generate():
+        yield {**{name: first[1].get(name) for name in features}, "__split": first[0]}
+        for split, row in rows:
+            yield {**{name: row.get(name) for name in features}, "__split": split}
+
+    # An explicit fingerprint: the generator reads a database cursor, which datasets cannot hash.
+    table = datasets.Dataset.from_generator(
+        generate, features=tagged, cache_dir=str(cache), fingerprint=uuid.uuid4().hex
+    )
+    return datasets.DatasetDict(
+        {
+            split: table.filter(
+                lambda batch, wanted=split: [s == wanted for s in batch["__split"]], batched=True
+            ).remove_columns("__split")
+            for split in splits
+        }
+    )
 
 
 def _write(dataset: datasets.DatasetDict, folder: Path, options: ExportOptions) -> None:
@@ -120,38 +149,40 @@ def _write(dataset: datasets.DatasetDict, folder: Path, options: ExportOptions) 
             part.to_json(str(folder / f"{split}.jsonl"), lines=True, force_ascii=False)
 
 
-def _build_rows(project: Project, options: ExportOptions, report: ExportReport) -> dict[str, list[dict]]:
-    judgments = Judgment.objects.filter(project=project)
-    if not options.include_gold:
-        judgments = judgments.exclude(item__is_gold=True)
-    values = judgments.order_by("item_id", "created_at").values(
-        "id",
-        "item_id",
-        "annotator_id",
-        "ranking",
-        "strength",
-        "both_bad",
-        "rationale",
-        "criteria",
-        "seconds",
-        "late",
-        "created_at",
-        "updated_at",
-        "assignment__shown_order",
+def _iter_rows(project: Project, options: ExportOptions, report: ExportReport, test_items: set[int]):
+    """Yield (split, row) for every exported row, reading judgments through a server-side cursor."""
+    values = (
+        _judgments(project, options)
+        .order_by("item_id", "created_at")
+        .values(
+            "id",
+            "item_id",
+            "annotator_id",
+            "ranking",
+            "strength",
+            "both_bad",
+            "rationale",
+            "criteria",
+            "seconds",
+            "late",
+            "created_at",
+            "updated_at",
+            "assignment__shown_order",
+        )
     )
     grouped = ((item_id, list(group)) for item_id, group in groupby(values.iterator(chunk_size=2000), key=_item_id))
-    test_items = _test_items(judgments, options)
-    rows: dict[str, list[dict]] = {"train": []}
-    if test_items:
-        rows["test"] = []
     batch: list[tuple[int, list[dict]]] = []
     for entry in grouped:
         batch.append(entry)
         if len(batch) >= ITEM_BATCH:
-            _rows_for_batch(project, batch, options, report, rows, test_items)
+            yield from _rows_for_batch(project, batch, options, report, test_items)
             batch = []
-    _rows_for_batch(project, batch, options, report, rows, test_items)
-    return rows
+    yield from _rows_for_batch(project, batch, options, report, test_items)
+
+
+def _judgments(project: Project, options: ExportOptions):
+    judgments = Judgment.objects.filter(project=project)
+    return judgments if options.include_gold else judgments.exclude(item__is_gold=True)
 
 
 def _item_id(row: dict) -> int:
@@ -170,7 +201,7 @@ def _test_items(judgments, options: ExportOptions) -> set[int]:
     return set(item_ids[:count])
 
 
-def _rows_for_batch(project, batch, options, report, rows, test_items) -> None:
+def _rows_for_batch(project, batch, options, report, test_items):
     if not batch:
         return
     item_ids = [item_id for item_id, _ in batch]
@@ -182,7 +213,8 @@ def _rows_for_batch(project, batch, options, report, rows, test_items) -> None:
         report.judgments += len(judgments)
         split = "test" if item_id in test_items else "train"
         if options.config == "raw":
-            rows[split].extend(_raw_row(project, item, judgment, responses) for judgment in judgments)
+            for judgment in judgments:
+                yield split, _raw_row(project, item, judgment, responses)
             continue
         pairs = item_pairs(judgments)
         preferences = aggregate(
@@ -196,7 +228,7 @@ def _rows_for_batch(project, batch, options, report, rows, test_items) -> None:
             if options.config == "unpaired":
                 for response, label in ((chosen, True), (rejected, False)):
                     completion = styles.completion(response.content, options.style)
-                    rows[split].append({**base, "completion": completion, "label": label, "model": response.model})
+                    yield split, {**base, "completion": completion, "label": label, "model": response.model}
                 continue
             row = {
                 **base,
@@ -208,7 +240,7 @@ def _rows_for_batch(project, batch, options, report, rows, test_items) -> None:
             }
             if options.margin:
                 row["margin"] = preference.margin
-            rows[split].append(row)
+            yield split, row
 
 
 def annotator_pseudonym(project: Project, annotator_id: int) -> str:

@@ -1,0 +1,189 @@
+"""Forms of the manager's console: they parse and type what was posted; the services hold the rules."""
+
+import json
+
+from django import forms
+
+from labeling.models import Membership, Project
+from labeling.services.exporting import CONFIGS
+from labeling.services.exporting.aggregate import POLICIES
+from labeling.services.exporting.styles import STYLES
+from labeling.services.manage import UPLOAD_FORMATS
+
+FIXED, ADAPTIVE = "fixed", "adaptive"
+
+
+class ProjectForm(forms.Form):
+    """A project's settings. Fields that existing judgments lock are shown disabled (see project_locks)."""
+
+    slug = forms.SlugField(max_length=64, help_text="Names the project in URLs and commands; cannot change later.")
+    title = forms.CharField(max_length=200)
+    guidelines = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 10}),
+        help_text="Markdown. Annotators open them with G on the annotate page.",
+    )
+    mode = forms.ChoiceField(choices=Project.Mode.choices)
+    overlap_kind = forms.ChoiceField(
+        label="Overlap",
+        choices=[(FIXED, "Fixed: every item gets the same number of judgments"), (ADAPTIVE, "Adaptive: min to max")],
+        widget=forms.RadioSelect,
+    )
+    overlap = forms.IntegerField(label="Judgments per item (fixed)", initial=1)
+    min_votes = forms.IntegerField(label="Min votes (adaptive)", required=False)
+    max_votes = forms.IntegerField(label="Max votes (adaptive)", required=False)
+    lease_seconds = forms.IntegerField(
+        label="Lease time (seconds)", help_text="How long an item stays with one annotator."
+    )
+    order = forms.ChoiceField(label="Order of work", choices=Project.Order.choices)
+    gold_rate = forms.FloatField(initial=0.0, help_text="Share of claims that serve a gold item, 0 to 1.")
+    criteria = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
+        help_text='JSON: [{"key": "helpful", "label": "Helpful", "type": "likert|flag|text", "per_response": true}]',
+    )
+    skip_reasons = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 4}), help_text="One per line. Empty: any reason."
+    )
+    rationale_required = forms.BooleanField(required=False)
+    show_model_names = forms.BooleanField(required=False, help_text="Annotators see which model wrote each response.")
+    license = forms.CharField(label="Export license", max_length=64, initial="cc-by-4.0")
+
+    def __init__(self, *args, project: Project | None = None, locks: dict | None = None, **kwargs):
+        if project is not None:
+            kwargs.setdefault("initial", self.initial_from(project))
+        super().__init__(*args, **kwargs)
+        self.locks = locks or {}
+        if project is not None:
+            self.fields["slug"].disabled = True
+            self.fields["slug"].required = False
+        if "mode" in self.locks:
+            self.fields["mode"].disabled = True
+        if "adaptive" in self.locks:
+            self.fields["overlap_kind"].disabled = True
+
+    @staticmethod
+    def initial_from(project: Project) -> dict:
+        return {
+            "slug": project.slug,
+            "title": project.title,
+            "guidelines": project.guidelines,
+            "mode": project.mode,
+            "overlap_kind": ADAPTIVE if project.adaptive else FIXED,
+            "overlap": project.overlap,
+            "min_votes": project.min_votes,
+            "max_votes": project.max_votes,
+            "lease_seconds": project.lease_seconds,
+            "order": project.order,
+            "gold_rate": project.gold_rate,
+            "criteria": json.dumps(project.criteria, indent=2) if project.criteria else "",
+            "skip_reasons": "\n".join(project.skip_reasons or []),
+            "rationale_required": project.rationale_required,
+            "show_model_names": project.show_model_names,
+            "license": project.license,
+        }
+
+    def clean_criteria(self):
+        text = (self.cleaned_data.get("criteria") or "").strip()
+        if not text:
+            return []
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise forms.ValidationError(
+                f"Not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}."
+            ) from None
+
+    def clean_skip_reasons(self):
+        return [line.strip() for line in (self.cleaned_data.get("skip_reasons") or "").splitlines() if line.strip()]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("overlap_kind") == ADAPTIVE:
+            for name in ("min_votes", "max_votes"):
+                if data.get(name) is None:
+                    self.add_error(name, "Adaptive overlap needs both min and max votes.")
+        return data
+
+    def settings(self) -> dict:
+        """The keyword arguments of project_create / project_update."""
+        data = self.cleaned_data
+        adaptive = data["overlap_kind"] == ADAPTIVE
+        return {
+            "title": data["title"],
+            "guidelines": data["guidelines"],
+            "mode": data["mode"],
+            "overlap": data["overlap"],
+            "min_votes": data["min_votes"] if adaptive else None,
+            "max_votes": data["max_votes"] if adaptive else None,
+            "lease_seconds": data["lease_seconds"],
+            "order": data["order"],
+            "gold_rate": data["gold_rate"],
+            "criteria": data["criteria"],
+            "skip_reasons": data["skip_reasons"],
+            "rationale_required": data["rationale_required"],
+            "show_model_names": data["show_model_names"],
+            "license": data["license"],
+        }
+
+
+class NewProjectForm(ProjectForm):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault(
+            "initial",
+            {
+                "mode": Project.Mode.PAIRWISE,
+                "overlap_kind": FIXED,
+                "overlap": 1,
+                "order": Project.Order.DEPTH_FIRST,
+                "gold_rate": 0.0,
+                "license": "cc-by-4.0",
+                "lease_seconds": 1800,
+            },
+        )
+        super().__init__(*args, **kwargs)
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.ANNOTATOR)
+    create = forms.BooleanField(required=False, label="Create a new user")
+    password = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Only for a new user; existing accounts are never changed here.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("create") and not data.get("password"):
+            self.add_error("password", "A new user needs a password.")
+        return data
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(help_text="JSONL, JSON, CSV or Parquet; the shape is detected from the columns.")
+    format = forms.ChoiceField(choices=[(name, name) for name in UPLOAD_FORMATS], initial="auto", required=False)
+
+    def clean_format(self):
+        return self.cleaned_data.get("format") or "auto"
+
+
+class ExportForm(forms.Form):
+    config = forms.ChoiceField(
+        choices=[(name, name) for name in CONFIGS], help_text="default: preference pairs; raw: one row per judgment."
+    )
+    style = forms.ChoiceField(choices=[(name, name) for name in STYLES])
+    aggregate = forms.ChoiceField(label="Aggregation", choices=[(name, name) for name in POLICIES])
+    margin = forms.BooleanField(required=False, help_text="Add a float margin column (RewardTrainer).")
+    min_agreement = forms.FloatField(required=False, help_text="Leave out pairs with less agreement (0 to 1).")
+    test_size = forms.FloatField(label="Test split share", initial=0.0, help_text="0 for train only; e.g. 0.1.")
+    seed = forms.IntegerField(initial=0)
+    include_gold = forms.BooleanField(required=False, label="Include gold items")
+
+    def options(self) -> dict:
+        return dict(self.cleaned_data)
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100, required=False, help_text="What it is for, e.g. 'export script'.")

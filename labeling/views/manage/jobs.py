@@ -1,0 +1,154 @@
+"""Imports (checked before they run) and exports as background jobs, their progress and results."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from labeling.access import job_in_project, project_for_manager
+from labeling.models import Job, Project
+from labeling.services.errors import DomainError, NotFound
+from labeling.services.exporting import ExportOptions
+from labeling.services.jobs import job_download_path, job_export_start, job_status
+from labeling.services.manage import import_preview, jobs_recent, staged_discard, staged_import_start
+from labeling.views.manage.common import UNPROCESSABLE, HtmxHttpRequest
+from labeling.views.manage.forms import ExportForm, ImportForm
+
+JOB_PARTIAL = "labeling/manage/job.html#job"
+
+
+def _job_context(project: Project, job: Job) -> dict:
+    status = job_status(job=job)
+    return {
+        "project": project,
+        "job": job,
+        "status": status,
+        "running": status["state"] in (Job.State.QUEUED, Job.State.RUNNING),
+        "percent": round(100 * status["rows_done"] / status["rows_total"]) if status["rows_total"] else None,
+    }
+
+
+def _started(request: HtmxHttpRequest, project: Project, job: Job) -> HttpResponse:
+    """After starting a job: its progress in place (htmx), else its own page."""
+    if request.htmx:
+        job.refresh_from_db()
+        return render(request, JOB_PARTIAL, _job_context(project, job))
+    return redirect("manage_job", slug=project.slug, job_id=job.pk)
+
+
+# -- import ---------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def import_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """Upload a file and see what importing it would do (shape, first items, bad rows); nothing is written."""
+    project = project_for_manager(request.user, slug)
+    form = ImportForm(request.POST or None, request.FILES or None)
+    preview, status = None, 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            preview = import_preview(
+                project=project, user=request.user, upload=form.cleaned_data["file"], fmt=form.cleaned_data["format"]
+            )
+        except DomainError as error:
+            form.add_error("file", error.message)
+    if form.errors:
+        status = UNPROCESSABLE
+    context = {
+        "project": project,
+        "form": form,
+        "preview": preview,
+        "jobs": jobs_recent(project=project, kind=Job.Kind.IMPORT, limit=20),
+        "section": "import",
+    }
+    return render(request, "labeling/manage/import.html", context, status=status)
+
+
+@login_required
+@require_POST
+def import_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """Import the previewed file as a background job."""
+    project = project_for_manager(request.user, slug)
+    try:
+        job = staged_import_start(
+            project=project,
+            user=request.user,
+            upload_id=request.POST.get("upload", ""),
+            fmt=request.POST.get("format", "auto"),
+            skip_invalid=request.POST.get("skip_invalid") in {"on", "1", "true"},
+        )
+    except DomainError as error:
+        messages.error(request, error.message)
+        if request.htmx:
+            return HttpResponseClientRedirect(reverse("manage_import", args=[project.slug]))
+        return redirect("manage_import", slug=project.slug)
+    return _started(request, project, job)
+
+
+@login_required
+@require_POST
+def import_discard(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    project = project_for_manager(request.user, slug)
+    staged_discard(project=project, user=request.user, upload_id=request.POST.get("upload", ""))
+    return redirect("manage_import", slug=project.slug)
+
+
+# -- export ---------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def export_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """Choose the export's settings and start it; past exports with their counts, settings and checksums."""
+    project = project_for_manager(request.user, slug)
+    form = ExportForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = job_export_start(project=project, user=request.user, options=ExportOptions(**form.options()))
+        except DomainError as error:
+            form.add_error(None, error.message)
+        else:
+            return _started(request, project, job)
+    context = {
+        "project": project,
+        "form": form,
+        "jobs": jobs_recent(project=project, kind=Job.Kind.EXPORT, limit=50),
+        "section": "export",
+    }
+    if form.errors and request.htmx:
+        return render(request, "labeling/manage/export.html#export-form", context, status=UNPROCESSABLE)
+    return render(request, "labeling/manage/export.html", context, status=UNPROCESSABLE if form.errors else 200)
+
+
+# -- jobs -----------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+@never_cache
+def job_page(request: HtmxHttpRequest, slug: str, job_id: str) -> HttpResponse:
+    """A job's state and progress; htmx polls the `#job` partial every second until it ends."""
+    project = project_for_manager(request.user, slug)
+    context = _job_context(project, job_in_project(project, job_id))
+    return render(request, JOB_PARTIAL if request.htmx else "labeling/manage/job.html", context)
+
+
+@login_required
+@require_GET
+def job_download(request: HtmxHttpRequest, slug: str, job_id: str) -> HttpResponse:
+    """The finished export: a zip of the Hub layout (Parquet files and a README.md dataset card)."""
+    project = project_for_manager(request.user, slug)
+    job = job_in_project(project, job_id)
+    if job.kind != Job.Kind.EXPORT:
+        raise Http404("Only exports have a file to download.")
+    try:
+        path = job_download_path(job=job)
+    except NotFound as error:
+        messages.error(request, error.message)
+        return redirect("manage_job", slug=project.slug, job_id=job.pk)
+    return FileResponse(path.open("rb"), as_attachment=True, filename=path.name, content_type="application/zip")
