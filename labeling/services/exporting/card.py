@@ -2,7 +2,9 @@
 
 import json
 
+import yaml
 from datasets import Features
+from datasets.info import DatasetInfo
 
 from labeling.models import Project
 from labeling.services.exporting import styles
@@ -12,16 +14,24 @@ TAGS = ("dpo", "rlhf", "human-feedback", "preference")
 
 
 def _yaml_header(project: Project, report, features: Features) -> str:
+    """The card's metadata, dumped by a YAML library so no project text can break out of it."""
     options = report.options
-    lines = ["---", f"license: {project.license}", "tags:"]
-    lines += [f"- {tag}" for tag in TAGS]
+    header = {"license": project.license, "tags": list(TAGS), "task_categories": ["text-classification"]}
     if options.fmt == "parquet":
         folder = styles.data_dir(options.config)
-        lines += ["configs:", f"- config_name: {options.config}", "  data_files:"]
-        for split in report.rows:
-            lines += [f"  - split: {split}", f"    path: {folder}/{split}-*"]
-    lines += ["---"]
-    return "\n".join(lines)
+        header["configs"] = [
+            {
+                "config_name": options.config,
+                "data_files": [{"split": split, "path": f"{folder}/{split}-*"} for split in report.rows],
+            }
+        ]
+    info = DatasetInfo(features=features)._to_yaml_dict()  # the layout the Hub reads
+    header["dataset_info"] = {
+        "config_name": options.config,
+        **info,
+        "splits": [{"name": split, "num_examples": rows} for split, rows in report.rows.items()],
+    }
+    return "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---"
 
 
 def dataset_card(*, project: Project, report, features: Features) -> str:
