@@ -1,6 +1,7 @@
 """The XSS corpus shown on every page that shows prompts and responses, in Chromium:
 no dialog opens, no script marker is set, no request leaves for another host."""
 
+import json
 from urllib.parse import urlparse
 
 import pytest
@@ -28,14 +29,16 @@ def _watch(page, live_server):
     return events
 
 
-def _inert(page, events):
+def _inert(page, events, region="#item"):
     assert page.evaluate("window.__xss") is None, "a payload ran script"
     assert events["dialogs"] == []
     assert events["foreign"] == []
-    assert page.locator("#item script, #item img, #item iframe, #item svg, #item object, #item embed").count() == 0
+    planted = ", ".join(f"{region} .markdown {tag}" for tag in ("script", "img", "iframe", "object", "embed", "svg"))
+    assert page.locator(planted).count() == 0
 
 
-def test_the_corpus_is_inert_on_every_page(page, live_server, client):
+def test_the_corpus_is_inert_on_every_page(page, live_server, client, tmp_path, settings):
+    settings.LABELING_JOBS_DIR = tmp_path / "jobs"
     assert len(PAYLOADS) >= 50
     project = ProjectFactory(slug="xss", overlap=1)
     user = MembershipFactory(project=project, user__username="anna").user
@@ -78,3 +81,27 @@ def test_the_corpus_is_inert_on_every_page(page, live_server, client):
         page.get_by_test_id("prompt").wait_for()
         _inert(page, events)
     assert PAYLOADS[0].split(">")[0] in page.content().replace("&lt;", "<")  # shown as text, not dropped
+
+    # The manager's pages that show prompts and responses: items, and an import's preview.
+    manager = MembershipFactory(project=project, role="manager", user__username="boss").user
+    client.force_login(manager)
+    page.context.clear_cookies()
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
+    )
+    for path in ("/p/xss/items/", "/p/xss/"):
+        page.goto(path, wait_until="domcontentloaded")
+        _inert(page, events, region="main")
+    rows = tmp_path / "hostile.jsonl"
+    rows.write_text(
+        "".join(
+            json.dumps({"id": f"h{n}", "prompt": payload, "responses": [payload, f"safe {n}"]}) + "\n"
+            for n, payload in enumerate(PAYLOADS)
+        )
+    )
+    page.goto("/p/xss/import/", wait_until="domcontentloaded")
+    page.locator('input[type="file"]').set_input_files(str(rows))
+    with page.expect_navigation(wait_until="domcontentloaded"):
+        page.get_by_role("button", name="Check the file").click()
+    page.get_by_test_id("preview").wait_for()
+    _inert(page, events, region="main")
