@@ -97,13 +97,15 @@ def judgment_submit(
         # Lock the assignment: a double submit waits here, then finds the first one's judgment.
         locked = (
             Assignment.objects.select_for_update(of=("self",))
-            .select_related("project", "item", "judgment")
+            .select_related("project", "item")
             .filter(pk=assignment.pk, annotator=annotator)
             .first()
         )
         if locked is None:
             raise NotFound("No such assignment.")
-        existing = getattr(locked, "judgment", None)
+        # A fresh statement after the lock: a join in the locking query would read the
+        # judgment as of before the wait, and a double submit would insert it twice.
+        existing = Judgment.objects.filter(assignment=locked).first()
         if existing is not None:
             return existing, False
         if locked.state == Assignment.State.SKIPPED:
