@@ -219,7 +219,7 @@ def assignment_skip(*, assignment: Assignment, annotator: AbstractBaseUser, reas
 
     Idempotent: skipping a skipped assignment returns it unchanged.
     """
-    reason = text_checked((reason or "").strip()[:500], "reason")
+    reason = text_checked((reason or "").strip()[:500], "The skip reason")
     reasons = assignment.project.skip_reasons or []
     if reasons and reason not in reasons:
         raise InvalidInput(f"Choose a reason for skipping: {', '.join(reasons)}.")

@@ -116,5 +116,5 @@ def _answer(definition: dict, value, label: str):
         if str(value).lower() in {"0", "false", "no", "off"}:
             return False
         raise InvalidInput(f"'{label}' is yes or no (got {value!r}).")
-    text = text_checked(str(value).strip(), label, limit=MAX_TEXT)
+    text = text_checked(str(value).strip(), f"'{label}'", limit=MAX_TEXT)
     return text or None

@@ -182,7 +182,7 @@ def _check_details(*, strength, rationale) -> None:
     if rationale is not None and not isinstance(rationale, str):
         raise InvalidInput("`rationale` must be text.")
     if rationale:
-        text_checked(rationale, "rationale", limit=MAX_RATIONALE_CHARS)
+        text_checked(rationale, "The rationale", limit=MAX_RATIONALE_CHARS)
 
 
 def _details(project: Project, shown_order, ranking: Ranking, strength, both_bad, rationale, criteria) -> dict:

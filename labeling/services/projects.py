@@ -58,7 +58,7 @@ def project_create(
     if slugify(slug) != slug or not slug:
         raise InvalidInput(f"'{slug}' is not a valid slug: use lowercase letters, digits and hyphens.")
     for field, value in (("title", title), ("guidelines", guidelines), ("license", license)):
-        text_checked(value or "", field)
+        text_checked(value or "", f"The {field}")
     _check_settings(
         mode=mode,
         order=order,
@@ -115,7 +115,7 @@ def _skip_reasons(reasons) -> list[str]:
         return []
     if not isinstance(reasons, list) or not all(isinstance(reason, str) and reason.strip() for reason in reasons):
         raise InvalidInput("Skip reasons must be a list of non-empty texts.")
-    cleaned = [text_checked(reason.strip()[:200], "skip reason") for reason in reasons]
+    cleaned = [text_checked(reason.strip()[:200], "A skip reason") for reason in reasons]
     if len(set(cleaned)) != len(cleaned):
         raise InvalidInput("A skip reason is listed twice.")
     return cleaned
@@ -130,7 +130,7 @@ def membership_add(
     password: str | None = None,
 ) -> Membership:
     """Make `username` a member of `project` with `role` (updating the role if already a member)."""
-    text_checked(username or "", "username", limit=150)
+    text_checked(username or "", "The username", limit=150)
     if role not in Membership.Role.values:
         raise InvalidInput(f"Role '{role}' is unknown; use one of {', '.join(Membership.Role.values)}.")
     with transaction.atomic():
