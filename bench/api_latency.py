@@ -211,6 +211,27 @@ def package_version(name: str) -> str | None:
         return None
 
 
+def code_state() -> dict:
+    """The commit under test and a fingerprint of uncommitted changes to the app (labeling/, feedback/)."""
+    import hashlib
+
+    def git(*command):
+        return subprocess.run(["git", "-C", str(ROOT), *command], capture_output=True, text=True, check=True).stdout
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD").strip()
+        diff = git("diff", "HEAD", "--", "labeling", "feedback", "templates")
+        untracked = git("ls-files", "--others", "--exclude-standard", "--", "labeling", "feedback")
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "uncommitted_app_changes": None}
+    changed = bool(diff.strip() or untracked.strip())
+    return {
+        "commit": commit,
+        "uncommitted_app_changes": changed,
+        "fingerprint": hashlib.sha256((commit + diff + untracked).encode()).hexdigest()[:12],
+    }
+
+
 def describe_machine(args) -> dict:
     cpu_model = None
     with contextlib.suppress(OSError):
@@ -235,11 +256,6 @@ def describe_machine(args) -> dict:
         commit = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
-    dirty = []
-    with contextlib.suppress(OSError, subprocess.CalledProcessError):
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True, check=True
-        ).stdout.splitlines()
     return {
         "cpu_model": cpu_model,
         "cores": os.cpu_count(),
@@ -256,7 +272,6 @@ def describe_machine(args) -> dict:
         "postgresql": pg_version,
         "postgresql_settings": pg_settings,
         "git_commit": commit,
-        "git_uncommitted": [line.strip() for line in dirty],
     }
 
 
@@ -496,6 +511,42 @@ def reset_project(args, slug: str) -> None:
             conn.execute("VACUUM ANALYZE " + table)
 
 
+class BackendRenicer:
+    """With --nice, keeps the PostgreSQL backends serving the benchmark database at that priority.
+
+    Backends come and go (DB_CONN_MAX_AGE), so they are looked up and reniced every half second.
+    """
+
+    def __init__(self, args):
+        import threading
+
+        self.args = args
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def __enter__(self):
+        if self.args.nice:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_event.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=5)
+
+    def run(self):
+        with pg_connect(self.args.db_url) as conn:
+            while not self.stop_event.is_set():
+                rows = conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ).fetchall()
+                for (pid,) in rows:
+                    with contextlib.suppress(OSError):
+                        if os.getpriority(os.PRIO_PROCESS, pid) != self.args.nice:
+                            os.setpriority(os.PRIO_PROCESS, pid, self.args.nice)
+                self.stop_event.wait(0.5)
+
+
 def backend_pids(args) -> list[int]:
     with pg_connect(args.db_url) as conn:
         rows = conn.execute(
@@ -686,10 +737,6 @@ def run_configuration(args, server: Gunicorn, slug: str, items: int, concurrency
         for process in processes:
             process.start()
         pids_before = backend_pids(args)
-        if args.nice:
-            for pid in pids_before:
-                with contextlib.suppress(OSError):
-                    os.setpriority(os.PRIO_PROCESS, pid, args.nice)
         barrier.wait(timeout=600)
         # The measured phase starts now: CPU snapshots.
         start = time.monotonic()
@@ -766,6 +813,8 @@ def wait_until_idle(args) -> float:
 
 def baseline(server: Gunicorn, count: int) -> dict:
     """Floor: an unauthenticated POST answered 401 by django-ninja before any SQL, new connection each."""
+    for _ in range(40):  # every worker imports the URLconf and the API on its first requests
+        http_post(server.port, "/api/projects/none/next", None, b"")
     times = []
     for _ in range(count):
         status, _, seconds = http_post(server.port, "/api/projects/none/next", None, b"")
@@ -1096,7 +1145,9 @@ def markdown(report: dict) -> str:
         "# API latency: `next` + `submit` round trips",
         "",
         f"Run {report['started_at']} ({report['mode']}, {report['duration_seconds']:.0f} s), "
-        f"commit {m['git_commit']}{' + uncommitted changes' if m['git_uncommitted'] else ''}.",
+        f"code: commit {report['code']['served']['commit']}"
+        f"{' + uncommitted app changes' if report['code']['served']['uncommitted_app_changes'] else ''} "
+        f"(fingerprint {report['code']['served'].get('fingerprint')}).",
         "",
         f"- Machine: {m['cpu_model']}, {m['cores']} cores, {m['ram_gb']} GB RAM, Linux {m['kernel']}.",
         f"- Software: Python {m['python']}, Django {m['django']}, gunicorn {m['gunicorn']}, psycopg {m['psycopg']}, "
@@ -1341,11 +1392,16 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     if args.nice:
         os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited by gunicorn and the annotator processes
+        # With autogroup scheduling, nice only ranks processes within their session's group:
+        # give this session's group (this process, gunicorn, the annotators) the priority too.
+        with contextlib.suppress(OSError):
+            Path("/proc/self/autogroup").write_text(str(args.nice))
     started_at = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     t0 = time.monotonic()
     machine = describe_machine(args)
     log(f"== {machine['cpu_model']}, {machine['cores']} cores, {machine['ram_gb']} GB")
     log(f"   load average {machine['load_average_at_start']}, busy {machine['cpu_busy_fraction_at_start']:.0%}")
+    code_at_start = code_state()
     seeding = setup_database(args)
     tokens = create_annotators(args, max(args.concurrency))
     server = Gunicorn(args)
@@ -1358,7 +1414,8 @@ def main(argv=None) -> int:
         for items in args.items:
             for concurrency in args.concurrency:
                 log(f"== {items:,} items, {concurrency} annotator(s), load {os.getloadavg()[0]:.2f}")
-                config = run_configuration(args, server, slug_for(items), items, concurrency, tokens)
+                with BackendRenicer(args):
+                    config = run_configuration(args, server, slug_for(items), items, concurrency, tokens)
                 rt = config["round_trip_ms"]
                 log(
                     f"   {config['round_trips']} round trips, {config['round_trips_per_second']} rt/s, "
@@ -1369,11 +1426,19 @@ def main(argv=None) -> int:
     finally:
         server.stop()
         log("== gunicorn stopped")
+    code_at_end = code_state()
+    notes = list(args.note)
+    if code_at_end.get("fingerprint") != code_at_start.get("fingerprint"):
+        notes.append(
+            f"The app code changed during the run ({code_at_start.get('fingerprint')} -> "
+            f"{code_at_end.get('fingerprint')}): gunicorn served the first, the in-process profile ran the second."
+        )
     profiles = {}
     if not args.no_profile:
         for items in args.items:
             log(f"== in-process profile, {items:,} items")
-            profiles[slug_for(items)] = run_profile(args, slug_for(items), tokens[0])
+            with BackendRenicer(args):
+                profiles[slug_for(items)] = run_profile(args, slug_for(items), tokens[0])
             reset_project(args, slug_for(items))
     client = (
         "one OS process per simulated annotator (no GIL shared between them), http.client, a new TCP "
@@ -1387,6 +1452,7 @@ def main(argv=None) -> int:
         "out": args.out,
         "duration_seconds": round(time.monotonic() - t0, 1),
         "machine": machine,
+        "code": {"served": code_at_start, "profiled": code_at_end},
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "database": {"url": args.db_url, "seeding": seeding},
         "server": {
@@ -1410,7 +1476,7 @@ def main(argv=None) -> int:
         "configurations": configurations,
         "targets": evaluate_targets(configurations),
         "profile": profiles,
-        "notes": args.note,
+        "notes": notes,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=2) + "\n")
