@@ -10,21 +10,24 @@ assignment submitted) into PostgreSQL and written with
 `manage.py export_preferences SLUG --out DIR` (hf format, default config).
 
 Every command runs in its own process; the figures are its wall time (Django start-up
-included) and its peak RSS (`wait4` rusage of that one child, checked against
-/proc/<pid>/status VmHWM), and the growth of that peak over a 1,000-row run of the
-same kind. The PostgreSQL server's own memory is not counted. A run that passes
-15 minutes is killed and reported as "over 15 min". Load average and machine CPU use
-are recorded around every run, because other work may share the machine. Results go
-to bench/results/import_export.json and .md (rewritten after every run, so an
-interrupted run keeps what finished).
+included), its CPU time, its peak RSS (VmHWM polled from /proc/<pid>/status) and its
+largest anonymous memory (RssAnon: without pages of memory-mapped files), and the growth
+of both over a 1,000-row run of the same kind. The PostgreSQL server's own memory is not
+counted. A run that passes 15 minutes is killed and reported as "over 15 min". Load
+average and machine CPU use are recorded around every run, because other work may share
+the machine. Exports run first, then imports by size (so that a cut-short run still has
+every kind). Results go to bench/results/import_export.json and .md (rewritten after
+every run, so an interrupted run keeps what finished).
 
     .venv/bin/python bench/import_export.py [--sizes 100000,1000000] [--quick]
-        [--skip-sqlite] [--skip-postgres] [--profile | --profile-only]
+        [--skip-sqlite] [--skip-postgres] [--budget-minutes 35] [--profile | --profile-only]
 
 `--quick` runs 10,000 and 100,000 rows; `--profile` adds cProfile summaries of a
 100,000-row import (JSONL, both databases) and a 100,000-judgment export after the
 measurements (without it, the profiles of the last results are kept); `--profile-only`
-re-makes just those summaries and keeps the measured runs of the last results.
+re-makes just those summaries and keeps the measured runs of the last results;
+`--budget-minutes` starts no run after that many minutes and stops the one running then
+(reported as such, with the rows it had read).
 """
 
 import argparse
@@ -37,6 +40,7 @@ import pstats
 import random
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -58,7 +62,10 @@ SEED = 20250
 TARGET_IMPORT_PER_S = 50_000
 TARGET_EXPORT_PER_S = 100_000
 TARGET_GROWTH_MB = 500
+VERDICTS = {True: "met", False: "NOT met", None: "not measured"}
 ANNOTATORS = 20
+SCRATCH: Path | None = None  # the run's temp folder: Django's file cache goes there, not to var/cache
+DEADLINE: float | None = None  # perf_counter() after which no run starts and a running one is stopped
 RESPONSE_POOL = 2**17
 PROMPT_POOL = 2**15
 
@@ -222,6 +229,8 @@ def django_env(*, sqlite_path: Path | None = None, database_url: str | None = No
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "SQLITE_PATH")}
     env.update(DEBUG="0", SECRET_KEY="bench", ALLOWED_HOSTS="localhost", PYTHONDONTWRITEBYTECODE="1")
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    if SCRATCH is not None:
+        env["CACHE_DIR"] = str(SCRATCH / "cache")
     if sqlite_path is not None:
         env["SQLITE_PATH"] = str(sqlite_path)
     if database_url is not None:
@@ -267,7 +276,7 @@ def measured(command: list[str], env: dict, logs: Path) -> dict:
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=err)
     hwm = anon = 0
-    timed_out = False
+    timed_out = stopped = False
     try:
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
@@ -275,10 +284,12 @@ def measured(command: list[str], env: dict, logs: Path) -> dict:
                 break
             now_hwm, now_anon = memory_kb(process.pid)
             hwm, anon = max(hwm, now_hwm), max(anon, now_anon)
-            if time.perf_counter() - started > TIMEOUT_SECONDS:
+            now = time.perf_counter()
+            if now - started > TIMEOUT_SECONDS or (DEADLINE is not None and now > DEADLINE):
                 process.kill()
                 pid, status, usage = os.wait4(process.pid, 0)
-                timed_out = True
+                timed_out = now - started > TIMEOUT_SECONDS
+                stopped = not timed_out
                 break
             time.sleep(0.02)
     except BaseException:  # interrupted: the child goes too
@@ -291,6 +302,7 @@ def measured(command: list[str], env: dict, logs: Path) -> dict:
     return {
         "returncode": process.returncode,
         "timed_out": timed_out,
+        "stopped_at_budget": stopped,
         "seconds": round(seconds, 2),
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
         "peak_rss_mb": round(hwm / 1024, 1),
@@ -374,6 +386,9 @@ def import_run(backend: str, fmt: str, rows: int, path: Path, folder: Path, prof
     run.update(operation="import", backend=backend, format=fmt, rows=rows, file_mb=round(path.stat().st_size / 2**20))
     run["imported"] = int(imported.group(1)) if imported else None
     run["ok"] = run["returncode"] == 0 and run["imported"] == rows
+    progress = re.findall(r"(\d+)/\d+ \[", run["stderr"])  # tqdm's last "rows read/total"
+    if not run["ok"] and progress:
+        run["rows_read"] = int(progress[-1])
     if run["ok"]:
         run["rows_per_s"] = round(rows / run["seconds"])
         run["database_mb"] = database_size_mb(backend, folder)
@@ -381,11 +396,32 @@ def import_run(backend: str, fmt: str, rows: int, path: Path, folder: Path, prof
     return run
 
 
-def describe(run: dict) -> str:
+def outcome(run: dict) -> str | None:
+    """Why a run has no figures, or None when it finished."""
+    if run.get("not_run"):
+        return "not run (time budget)"
     if run["timed_out"]:
         return "over 15 min (killed)"
+    if run.get("stopped_at_budget"):
+        read = f", {run['rows_read']:,} rows read" if run.get("rows_read") else ""
+        return f"stopped at the time budget after {run['seconds']:.0f} s{read}"
     if not run["ok"]:
-        return f"FAILED (exit {run['returncode']}): {run['stderr'][-300:]}"
+        return f"failed (exit {run['returncode']})"
+    return None
+
+
+def not_run(operation: str, backend: str, fmt: str, rows: int) -> dict:
+    print(f"  {operation} {backend} {fmt} {rows:,}: not run (time budget)", flush=True)
+    return {"operation": operation, "backend": backend, "format": fmt, "rows": rows, "ok": False, "not_run": True}
+
+
+def past_deadline() -> bool:
+    return DEADLINE is not None and time.perf_counter() > DEADLINE
+
+
+def describe(run: dict) -> str:
+    if outcome(run):
+        return outcome(run) + (f": {run['stderr'][-300:]}" if run.get("returncode", 0) > 0 else "")
     rate = run.get("rows_per_s") or run.get("judgments_per_s")
     return f"{run['seconds']:.1f} s, {rate:,}/s, peak RSS {run['peak_rss_mb']:,.0f} MB, cpu {run['cpu_seconds']:.1f} s"
 
@@ -511,7 +547,7 @@ IMPORT_PARTS = [
     ("    Model.__init__ (building instances)", [("models/base.py", "__init__")]),
     ("    JSONField get_db_prep_value", [("fields/json.py", "get_db_prep_value")]),
     ("    json.dumps (JSON encoding, wherever called)", [("json/__init__.py", "dumps")]),
-    ("    SQL compile (SQLInsertCompiler.as_sql)", [("sql/compiler.py", "as_sql")]),
+    ("    SQL compile (compiler as_sql: per-value prep, placeholders)", [("sql/compiler.py", "as_sql")]),
     (
         "    database execute (CursorWrapper._execute*)",
         [("backends/utils.py", "_execute"), ("backends/utils.py", "_executemany")],
@@ -586,8 +622,7 @@ def targets(runs: list[dict], largest: int) -> list[dict]:
             continue
         label = f"{run['operation']} {run['backend']} {run['format']} {largest:,}"
         if not run["ok"]:
-            result = "over 15 min" if run["timed_out"] else "failed"
-            verdicts.append({"run": label, "target": "all", "figure": result, "met": False})
+            verdicts.append({"run": label, "target": "all", "figure": outcome(run), "met": None})
             continue
         if run["operation"] == "import":
             rate, goal, unit = run["rows_per_s"], TARGET_IMPORT_PER_S, "pairs/s"
@@ -659,10 +694,7 @@ def write_report(report: dict) -> None:
             "| run | target | figure | met |",
             "| --- | --- | ---: | --- |",
         ]
-        lines += [
-            f"| {v['run']} | {v['target']} | {v['figure']} | {'met' if v['met'] else 'NOT met'} |"
-            for v in report["targets"]
-        ]
+        lines += [f"| {v['run']} | {v['target']} | {v['figure']} | {VERDICTS[v['met']]} |" for v in report["targets"]]
         lines += [
             "",
             "For scale: Label Studio 1.23 on this machine imports about 5,000 tasks/s (979 MB at 100,000) and "
@@ -692,17 +724,16 @@ def write_report(report: dict) -> None:
 
 
 def row_line(run: dict, rate_key: str, file_mb, size_mb, *, file_column: bool = True) -> str:
-    if run["timed_out"]:
-        outcome = ["over 15 min", "-", "-", "-", "-", "-"]
-    elif not run["ok"]:
-        outcome = [f"failed (exit {run['returncode']})", "-", "-", "-", "-", "-"]
-    else:
-        outcome = [f"{run['seconds']:.1f}", f"{run[rate_key]:,}", mb(run["peak_rss_mb"]), mb(run.get("growth_mb"))]
-        outcome += [mb(run["peak_anon_mb"]), mb(run.get("anon_growth_mb"))]
     cells = [run["backend"], run["format"], f"{run['rows']:,}"]
     if file_column:
         cells.append(mb(file_mb))
-    cells += outcome
+    if run.get("not_run"):
+        return "| " + " | ".join([*cells, outcome(run), *["-"] * 9]) + " |"
+    if outcome(run):  # no rate; the peaks so far are still shown
+        cells += [outcome(run), "-", mb(run["peak_rss_mb"]), "-", mb(run["peak_anon_mb"]), "-"]
+    else:
+        cells += [f"{run['seconds']:.1f}", f"{run[rate_key]:,}", mb(run["peak_rss_mb"]), mb(run.get("growth_mb"))]
+        cells += [mb(run["peak_anon_mb"]), mb(run.get("anon_growth_mb"))]
     cells += [f"{run['cpu_seconds']:.1f}", f"{run['load_average_before'][0]:.2f}", f"{run['machine_busy_cores']:.2f}"]
     cells.append(mb(size_mb))
     return "| " + " | ".join(cells) + " |"
@@ -737,7 +768,10 @@ def export_phase(report: dict, sizes: list[int], folder: Path, save) -> None:
         report["export_seeding_seconds"][str(rows)] = seconds
         print(f"Seeded {rows:,} judgments in {seconds} s", flush=True)
     for rows in [BASELINE_ROWS, *sizes]:
-        report["runs"].append(export_run(f"export-{rows}", rows, folder))
+        skip = past_deadline()
+        report["runs"].append(
+            not_run("export", "postgres", "hf", rows) if skip else export_run(f"export-{rows}", rows, folder)
+        )
         save()
 
 
@@ -749,7 +783,10 @@ def measure_phase(report: dict, sizes: list[int], backends: list[str], folder: P
     for rows in [BASELINE_ROWS, *sizes]:
         for backend in backends:
             for fmt in ("jsonl", "parquet"):
-                report["runs"].append(import_run(backend, fmt, rows, files[rows][fmt], folder))
+                if past_deadline():
+                    report["runs"].append(not_run("import", backend, fmt, rows))
+                else:
+                    report["runs"].append(import_run(backend, fmt, rows, files[rows][fmt], folder))
                 save()
     for path in (path for pair in files.values() for path in pair.values()):
         path.unlink()
@@ -793,6 +830,10 @@ def earlier_profiles() -> dict:
     return {}
 
 
+def interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -803,6 +844,12 @@ def main() -> None:
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--profile", action="store_true", help="Add cProfile summaries of 100,000-row runs.")
     parser.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=0,
+        help="Start no run after this many minutes and stop the one running then (default: no budget).",
+    )
+    parser.add_argument(
         "--profile-only",
         action="store_true",
         help="Only re-make the cProfile summaries; keep the measured runs of bench/results/import_export.json.",
@@ -811,6 +858,10 @@ def main() -> None:
     sizes = [10_000, 100_000] if args.quick else sorted({int(s.replace("_", "")) for s in args.sizes.split(",")})
     backends = [b for b, skip in (("sqlite", args.skip_sqlite), ("postgres", args.skip_postgres)) if not skip]
     started = time.perf_counter()
+    global DEADLINE  # set once here, read by the runners
+    DEADLINE = started + args.budget_minutes * 60 if args.budget_minutes else None
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
+    signal.signal(signal.SIGTERM, interrupted)
     machine = describe_machine(postgres="postgres" in backends)
     print(f"Machine: {machine_line(machine)}")
     print(f"Load average {machine['load_average_at_start']}, CPU busy {machine['cpu_busy_fraction_at_start']:.0%}")
@@ -828,6 +879,7 @@ def main() -> None:
             "timeout_seconds": TIMEOUT_SECONDS,
             "seed": SEED,
             "parquet_row_group": PARQUET_ROW_GROUP,
+            "budget_minutes": args.budget_minutes or None,
             "status": "Running.",
             "runs": [],
             "targets": [],
@@ -843,13 +895,20 @@ def main() -> None:
         write_report(report)
 
     with tempfile.TemporaryDirectory(prefix="import-export-bench-") as name:
-        folder = Path(name)
+        global SCRATCH  # set once here, read by django_env
+        folder = SCRATCH = Path(name)
         try:
             if args.profile_only:
                 profile_phase(report, backends, folder, lambda: save(status))
             else:
                 measure_phase(report, sizes, backends, folder, save)
                 finished = f"Measurements finished in {(time.perf_counter() - started) / 60:.1f} minutes."
+                cut = [run for run in report["runs"] if run.get("not_run") or run.get("stopped_at_budget")]
+                if cut:
+                    finished += (
+                        f" The {args.budget_minutes:g}-minute budget cut {len(cut)} run(s) short or out;"
+                        " every other run finished."
+                    )
                 save(finished)
                 if args.profile:
                     profile_phase(report, backends, folder, lambda: save(finished))
