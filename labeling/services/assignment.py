@@ -16,7 +16,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef, prefetch_related_objects
 from django.utils import timezone
 
 from labeling.models import Assignment, Item, Membership, Project
@@ -62,11 +62,13 @@ def assignment_next(*, project: Project, annotator: AbstractBaseUser) -> Assignm
                     "created_at": now,
                     "expires_at": now + timedelta(seconds=project.lease_seconds),
                 }
-                Assignment.objects.filter(pk=queued.pk).update(**fresh)
-                for field, value in fresh.items():
-                    setattr(queued, field, value)
-                return queued
-            _release(queued, now)
+                # Compare-and-set: another process may have expired it since we read it.
+                if Assignment.objects.filter(pk=queued.pk, state=Assignment.State.ACTIVE).update(**fresh):
+                    for field, value in fresh.items():
+                        setattr(queued, field, value)
+                    return queued
+            else:
+                _release(queued, now)
         return _lease_new(project, annotator, now, queued=False)
 
 
@@ -111,9 +113,8 @@ def _lease_new(project: Project, annotator: AbstractBaseUser, now, *, queued: bo
     item = item or _claim_item(project, annotator)
     if item is None:
         return None
-    responses = item.responses.all()
-    response_ids = [response.pk for response in responses]  # evaluates, and keeps, the responses
-    item._prefetched_objects_cache = {"responses": responses}  # the page and the API show them next
+    prefetch_related_objects([item], "responses")  # the page and the API show them next
+    response_ids = [response.pk for response in item.responses.all()]
     assignment = Assignment.objects.create(
         project=project,
         item=item,
@@ -127,12 +128,8 @@ def _lease_new(project: Project, annotator: AbstractBaseUser, now, *, queued: bo
 
 
 def _release(assignment: Assignment, now) -> None:
-    """Expire one lease with a compare-and-set, freeing its slot once."""
-    released = Assignment.objects.filter(pk=assignment.pk, state=Assignment.State.ACTIVE).update(
-        state=Assignment.State.EXPIRED, finished_at=now
-    )
-    if released:
-        Item.objects.filter(pk=assignment.item_id).update(filled=F("filled") - 1)
+    """Expire one lease, freeing its slot once."""
+    leases_release(Assignment.objects.filter(pk=assignment.pk), now=now)
 
 
 def _claim_item(project: Project, annotator: AbstractBaseUser) -> Item | None:
@@ -195,19 +192,30 @@ def leases_expire(*, project: Project | None = None, now=None, limit: int = EXPI
     to its submit.
     """
     now = now or timezone.now()
+    expired = Assignment.objects.filter(expires_at__lte=now)
+    if project is not None:
+        expired = expired.filter(project=project)
+    return leases_release(expired, now=now, skip_locked=True, limit=limit)
+
+
+def leases_release(leases, *, now, skip_locked: bool = False, limit: int | None = None) -> int:
+    """End the live leases among `leases` and free their items' slots, once each; returns how many.
+
+    The leases are locked first, so a lease being submitted is either waited for (and
+    then no longer live) or, with `skip_locked`, left to its submit. Every caller that
+    ends leases (expiry, a member's removal, an item's withdrawal) goes through here.
+    """
     with transaction.atomic():
-        expired = Assignment.objects.filter(state=Assignment.State.ACTIVE, expires_at__lte=now)
-        if project is not None:
-            expired = expired.filter(project=project)
-        rows = list(expired.select_for_update(skip_locked=True).only("id", "item_id")[:limit])
+        live = leases.filter(state=Assignment.State.ACTIVE).select_for_update(skip_locked=skip_locked)
+        live = live.only("id", "item_id")
+        rows = list(live[:limit] if limit else live)
         if not rows:
             return 0
         Assignment.objects.filter(pk__in=[row.pk for row in rows]).update(
             state=Assignment.State.EXPIRED, finished_at=now
         )
-        per_item = Counter(row.item_id for row in rows)
         by_count: dict[int, list[int]] = {}
-        for item_id, count in per_item.items():
+        for item_id, count in Counter(row.item_id for row in rows).items():
             by_count.setdefault(count, []).append(item_id)
         for count, item_ids in by_count.items():
             Item.objects.filter(pk__in=item_ids).update(filled=F("filled") - count)

@@ -5,10 +5,11 @@ from datetime import datetime
 
 from django.core.paginator import Page, Paginator
 from django.db import transaction
-from django.db.models import F, Prefetch, Q, QuerySet, prefetch_related_objects
+from django.db.models import Prefetch, Q, QuerySet, prefetch_related_objects
 from django.utils import timezone
 
 from labeling.models import Assignment, Item, Judgment, Project
+from labeling.services.assignment import leases_release
 from labeling.services.errors import InvalidInput
 
 PER_PAGE = 25
@@ -188,12 +189,7 @@ def item_withdraw(*, item: Item) -> Item:
     # take the item lock before the assignment locks, the reverse of a submit's order.
     with transaction.atomic():
         Item.objects.filter(pk=item.pk, withdrawn_at=None).update(withdrawn_at=now)
-    with transaction.atomic():
-        released = Assignment.objects.filter(item_id=item.pk, state=Assignment.State.ACTIVE).update(
-            state=Assignment.State.EXPIRED, finished_at=now
-        )
-        if released:
-            Item.objects.filter(pk=item.pk).update(filled=F("filled") - released)
+    leases_release(Assignment.objects.filter(item_id=item.pk), now=now)
     item.refresh_from_db()
     return item
 

@@ -2,7 +2,6 @@
 
 import hashlib
 import secrets
-from collections import Counter
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -10,12 +9,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Count, F, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.text import slugify
 
 from labeling.models import ApiToken, Assignment, Item, Judgment, Membership, Project
+from labeling.services.assignment import leases_release
 from labeling.services.criteria import criteria_definitions_validate
 from labeling.services.errors import InvalidInput, NotFound
 from labeling.services.text import text_checked
@@ -57,8 +57,8 @@ def project_create(
     """
     if slugify(slug) != slug or not slug:
         raise InvalidInput(f"'{slug}' is not a valid slug: use lowercase letters, digits and hyphens.")
-    for field, value in (("title", title), ("guidelines", guidelines), ("license", license)):
-        text_checked(value or "", f"The {field}")
+    texts = _cleaned({"title": title or slug.replace("-", " ").title(), "guidelines": guidelines, "license": license})
+    title, guidelines, license = texts["title"], texts["guidelines"], texts["license"]
     _check_settings(
         mode=mode,
         order=order,
@@ -75,7 +75,7 @@ def project_create(
             raise InvalidInput(f"A project with slug '{slug}' already exists.")
         return Project.objects.create(
             slug=slug,
-            title=title or slug.replace("-", " ").title(),
+            title=title,
             mode=mode,
             overlap=overlap,
             guidelines=guidelines,
@@ -121,6 +121,11 @@ def _skip_reasons(reasons) -> list[str]:
     return cleaned
 
 
+def _check_role(role: str) -> None:
+    if role not in Membership.Role.values:
+        raise InvalidInput(f"Role '{role}' is unknown; use one of {', '.join(Membership.Role.values)}.")
+
+
 def membership_add(
     *,
     project: Project,
@@ -129,16 +134,24 @@ def membership_add(
     create: bool = False,
     password: str | None = None,
 ) -> Membership:
-    """Make `username` a member of `project` with `role` (updating the role if already a member)."""
+    """Make `username` a member of `project` with `role` (updating the role if already a member).
+
+    A role change goes through `membership_role_set`, so the last manager stays one.
+    """
     text_checked(username or "", "The username", limit=150)
-    if role not in Membership.Role.values:
-        raise InvalidInput(f"Role '{role}' is unknown; use one of {', '.join(Membership.Role.values)}.")
+    _check_role(role)
     with transaction.atomic():
         user = User.objects.filter(username=username).first()
         if user is None:
             if not create:
                 raise NotFound(f"User '{username}' does not exist; pass --create to create it.")
             user = User(username=username)
+            try:
+                user.full_clean(exclude=["password"], validate_unique=False)
+            except ValidationError as error:
+                raise InvalidInput(
+                    f"Username: {' '.join(error.message_dict.get('username', error.messages))}"
+                ) from None
             if password:
                 user.set_password(password)
             else:
@@ -147,8 +160,10 @@ def membership_add(
         elif password:
             user.set_password(password)
             user.save(update_fields=["password"])
-        membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
-        return membership
+        membership = Membership.objects.filter(project=project, user=user).first()
+        if membership is not None:
+            return membership_role_set(membership=membership, role=role)
+        return Membership.objects.create(project=project, user=user, role=role)
 
 
 def _hash_token(token: str) -> str:
@@ -160,7 +175,7 @@ def token_create(*, username: str, name: str = "") -> tuple[ApiToken, str]:
     user = User.objects.filter(username=username).first()
     if user is None:
         raise NotFound(f"User '{username}' does not exist.")
-    name = (name or "").strip()
+    name = text_checked((name or "").strip(), "A token's name")
     if len(name) > TOKEN_NAME_MAX:
         raise InvalidInput(f"A token's name is at most {TOKEN_NAME_MAX} characters (got {len(name)}).")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -318,7 +333,11 @@ def project_update(
 
 
 def _cleaned(changes: dict) -> dict:
+    """Settings as given, checked and normalized; shared by project_create and project_update."""
     cleaned = dict(changes)
+    for field in ("title", "guidelines", "license"):
+        if field in cleaned:
+            text_checked(cleaned[field] or "", f"The {field}")
     if "title" in cleaned:
         cleaned["title"] = (cleaned["title"] or "").strip()
         if not cleaned["title"] or len(cleaned["title"]) > 200:
@@ -419,8 +438,7 @@ def member_create(
     *, project: Project, username: str, password: str, role: str = Membership.Role.ANNOTATOR
 ) -> Membership:
     """Create a user with a password and make them a member. Never touches an existing account."""
-    if role not in Membership.Role.values:
-        raise InvalidInput(f"Role '{role}' is unknown; use one of {', '.join(Membership.Role.values)}.")
+    _check_role(role)
     username = (username or "").strip()
     user = User(username=username)
     try:
@@ -463,8 +481,7 @@ def _lock_managers_and(membership: Membership) -> Membership:
 
 def membership_role_set(*, membership: Membership, role: str) -> Membership:
     """Change a member's role; a project always keeps at least one manager."""
-    if role not in Membership.Role.values:
-        raise InvalidInput(f"Role '{role}' is unknown; use one of {', '.join(Membership.Role.values)}.")
+    _check_role(role)
     with transaction.atomic():
         locked = _lock_managers_and(membership)
         if locked.role == Membership.Role.MANAGER and role != locked.role and not locked.managers_left:
@@ -487,25 +504,10 @@ def membership_remove(*, membership: Membership) -> None:
             raise InvalidInput(
                 f"{locked.user.username} is the project's only manager; make someone else a manager first."
             )
-        _release_leases(project_id=locked.project_id, annotator_id=locked.user_id)
+        leases_release(
+            Assignment.objects.filter(project_id=locked.project_id, annotator_id=locked.user_id), now=timezone.now()
+        )
         locked.delete()
-
-
-def _release_leases(*, project_id: int, annotator_id: int) -> None:
-    """Expire the member's live leases (compare-and-set) and free their items' slots."""
-    now = timezone.now()
-    live = list(
-        Assignment.objects.select_for_update()
-        .filter(project_id=project_id, annotator_id=annotator_id, state=Assignment.State.ACTIVE)
-        .values_list("pk", "item_id")
-    )
-    if not live:
-        return
-    Assignment.objects.filter(pk__in=[pk for pk, _ in live], state=Assignment.State.ACTIVE).update(
-        state=Assignment.State.EXPIRED, finished_at=now
-    )
-    for item_id, count in Counter(item_id for _, item_id in live).items():
-        Item.objects.filter(pk=item_id).update(filled=F("filled") - count)
 
 
 def members_list(*, project: Project) -> QuerySet[Membership]:
