@@ -111,6 +111,13 @@ def test_manager_creates_imports_adds_an_annotator_and_exports(page, live_server
 
     # Export, watch the job, download, and load it with datasets.
     page.get_by_role("link", name="Export").click()
+    # A refused setting shows its message in the form, which stays usable; no job starts.
+    page.get_by_label("Min agreement").fill("2")
+    page.get_by_role("button", name="Start export").click()
+    expect(page.get_by_test_id("form-error")).to_contain_text("between 0 and 1")
+    expect(page.get_by_test_id("export-form")).to_have_count(1)
+    assert not Job.objects.filter(kind=Job.Kind.EXPORT).exists()
+    page.get_by_label("Min agreement").fill("")
     page.get_by_label("Aggregation").select_option("all")
     page.get_by_label("Margin").check()
     page.get_by_role("button", name="Start export").click()

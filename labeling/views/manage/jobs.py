@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from labeling.access import job_in_project, project_for_manager
 from labeling.models import Job, Project
@@ -121,7 +121,10 @@ def export_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         "section": "export",
     }
     if form.errors and request.htmx:
-        return render(request, "labeling/manage/export.html#export-form", context, status=UNPROCESSABLE)
+        # The form posts into #job (where a started job appears); a refused form replaces itself instead,
+        # or the page would end up with two forms and no #job for the next attempt.
+        response = render(request, "labeling/manage/export.html#export-form", context, status=UNPROCESSABLE)
+        return reswap(retarget(response, "#export-form"), "outerHTML")
     return render(request, "labeling/manage/export.html", context, status=UNPROCESSABLE if form.errors else 200)
 
 
