@@ -6,7 +6,6 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.middleware import HtmxDetails
 
 from labeling.access import assignment_for_user, judgment_for_user, project_for_user
 from labeling.forms import criteria_from_post, judgment_from_post
@@ -16,13 +15,10 @@ from labeling.services.assignment import assignment_next, assignment_prefetch, a
 from labeling.services.errors import DomainError
 from labeling.services.judgments import judgment_revise, judgment_submit, judgments_history
 from labeling.services.progress import annotator_progress
+from labeling.views.manage.common import HtmxHttpRequest
 
 LABELS = "ABCDEFGH"
 STRENGTHS = ((1, "slightly", "Z"), (2, "clearly", "X"), (3, "much", "C"))
-
-
-class HtmxHttpRequest(HttpRequest):
-    htmx: HtmxDetails
 
 
 def item_context(project: Project, assignment: Assignment, *, judgment: Judgment | None = None, post=None) -> dict:

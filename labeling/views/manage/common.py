@@ -1,4 +1,4 @@
-"""Small helpers shared by the console's views."""
+"""Small helpers shared by the console's views (the annotate views type their request with HtmxHttpRequest too)."""
 
 from django.http import HttpRequest
 from django.shortcuts import resolve_url
@@ -9,6 +9,8 @@ UNPROCESSABLE = 422  # a refused form, shown again with its message (htmx swaps 
 
 
 class HtmxHttpRequest(HttpRequest):
+    """A request that went through django-htmx's HtmxMiddleware (for type checkers)."""
+
     htmx: HtmxDetails
 
 
