@@ -53,6 +53,7 @@ RESULTS = ROOT / "bench" / "results"
 PYTHON = sys.executable
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 PG_DB = "feedback_io_bench"
+OUT = "import_export"  # bench/results/<OUT>.json and .md
 SLUG = "bench"
 BASELINE_ROWS = 1_000
 TIMEOUT_SECONDS = 15 * 60
@@ -643,7 +644,7 @@ def targets(runs: list[dict], largest: int) -> list[dict]:
 
 def write_report(report: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "import_export.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    (RESULTS / f"{OUT}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     machine = report["machine"]
     lines = [
         "# Import and export: throughput and peak memory",
@@ -720,7 +721,7 @@ def write_report(report: dict) -> None:
         lines += ["", "| function (own time) | calls | seconds |", "| --- | ---: | ---: |"]
         lines += [f"| `{f['function']}` | {f['calls']:,} | {f['own_seconds']} |" for f in profile["top_own_time"]]
         lines.append("")
-    (RESULTS / "import_export.md").write_text("\n".join(lines))
+    (RESULTS / f"{OUT}.md").write_text("\n".join(lines))
 
 
 def row_line(run: dict, rate_key: str, file_mb, size_mb, *, file_column: bool = True) -> str:
@@ -775,10 +776,12 @@ def export_phase(report: dict, sizes: list[int], folder: Path, save) -> None:
         save()
 
 
-def measure_phase(report: dict, sizes: list[int], backends: list[str], folder: Path, save) -> None:
+def measure_phase(report: dict, sizes: list[int], backends: list[str], folder: Path, save, only: str = "") -> None:
     """Exports first (one seeded database), then imports by size, so that a cut-short run still has every kind."""
-    if "postgres" in backends:
+    if "postgres" in backends and only != "import":
         export_phase(report, sizes, folder, save)
+    if only == "export":
+        return
     files = generate_files(folder, sorted({BASELINE_ROWS, *sizes}))
     for rows in [BASELINE_ROWS, *sizes]:
         for backend in backends:
@@ -826,7 +829,7 @@ def profile_context(run: dict) -> dict:
 def earlier_profiles() -> dict:
     """Profiles of an earlier --profile run, kept (with when they were taken) when this run makes none."""
     with contextlib.suppress(OSError, ValueError, KeyError):
-        return json.loads((RESULTS / "import_export.json").read_text())["profiles"]
+        return json.loads((RESULTS / f"{OUT}.json").read_text())["profiles"]
     return {}
 
 
@@ -835,6 +838,7 @@ def interrupted(signum, frame):
 
 
 def main() -> None:
+    global PG_DB, OUT  # set once here from the arguments, read by the PostgreSQL helpers and the writers
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--sizes", default="100000,1000000", help="Comma-separated row counts (default 100000,1000000)."
@@ -849,12 +853,16 @@ def main() -> None:
         default=0,
         help="Start no run after this many minutes and stop the one running then (default: no budget).",
     )
+    parser.add_argument("--only", choices=("import", "export"), default="", help="Measure only imports or exports.")
+    parser.add_argument("--db-name", default=PG_DB, help=f"PostgreSQL database to create and drop (default {PG_DB}).")
+    parser.add_argument("--out", default="import_export", help="Results file name, without .json/.md.")
     parser.add_argument(
         "--profile-only",
         action="store_true",
         help="Only re-make the cProfile summaries; keep the measured runs of bench/results/import_export.json.",
     )
     args = parser.parse_args()
+    PG_DB, OUT = args.db_name, args.out
     sizes = [10_000, 100_000] if args.quick else sorted({int(s.replace("_", "")) for s in args.sizes.split(",")})
     backends = [b for b, skip in (("sqlite", args.skip_sqlite), ("postgres", args.skip_postgres)) if not skip]
     started = time.perf_counter()
@@ -868,7 +876,7 @@ def main() -> None:
     for line in machine["top_processes_at_start"]:
         print(f"  {line}")
     if args.profile_only:
-        report = json.loads((RESULTS / "import_export.json").read_text())
+        report = json.loads((RESULTS / f"{OUT}.json").read_text())
         sizes, status = report["sizes"], report["status"]
     else:
         report = {
@@ -901,7 +909,7 @@ def main() -> None:
             if args.profile_only:
                 profile_phase(report, backends, folder, lambda: save(status))
             else:
-                measure_phase(report, sizes, backends, folder, save)
+                measure_phase(report, sizes, backends, folder, save, args.only)
                 finished = f"Measurements finished in {(time.perf_counter() - started) / 60:.1f} minutes."
                 cut = [run for run in report["runs"] if run.get("not_run") or run.get("stopped_at_budget")]
                 if cut:
@@ -921,7 +929,7 @@ def main() -> None:
             (folder / "run.sqlite3").unlink(missing_ok=True)
             if "postgres" in backends:
                 pg_drop()
-    print((RESULTS / "import_export.md").read_text())
+    print((RESULTS / f"{OUT}.md").read_text())
 
 
 if __name__ == "__main__":
