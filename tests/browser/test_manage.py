@@ -80,8 +80,9 @@ def test_manager_creates_imports_adds_an_annotator_and_exports(page, live_server
     page.get_by_label("File").set_input_files(str(write(tmp_path / "items.jsonl", rows(bad=True))))
     page.get_by_role("button", name="Check the file").click()
     errors = page.get_by_test_id("row-errors")
-    expect(errors).to_contain_text("3")
-    expect(errors).to_contain_text("response_b")
+    expect(errors.locator("tbody tr")).to_have_count(1)
+    expect(errors.locator("tbody td").first).to_have_text("3")  # the third row, by its number in the file
+    expect(errors.locator("tbody td").nth(1)).to_contain_text("response_b")
     expect(page.get_by_test_id("shape")).to_have_text("flat_pair")
     expect(page.get_by_test_id("sample").first.locator(".markdown.rendered strong").first).to_have_text("no idea")
     assert not Item.objects.filter(project__slug="arith").exists()

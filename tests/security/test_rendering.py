@@ -1,4 +1,4 @@
-import subprocess
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -56,22 +56,11 @@ def test_links_keep_http_and_get_rel():
 
 
 def test_mark_safe_and_safe_filter_appear_only_in_the_rendering_module():
-    result = subprocess.run(
-        [
-            "git",
-            "grep",
-            "-n",
-            "-E",
-            r"mark_safe|\|\s*safe\b|SafeString\(|format_html\(",
-            "--",
-            "labeling",
-            "templates",
-            "feedback",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    offenders = [line for line in result.stdout.splitlines() if not line.startswith("labeling/rendering.py:")]
-    assert offenders == []
+    pattern = re.compile(r"mark_safe|\|\s*safe\b|SafeString\(|format_html\(")
+    hits = {
+        str(path.relative_to(ROOT))
+        for folder in ("labeling", "templates", "feedback")
+        for path in (ROOT / folder).rglob("*")
+        if path.suffix in {".py", ".html", ".txt"} and pattern.search(path.read_text(encoding="utf-8"))
+    }
+    assert hits == {"labeling/rendering.py"}  # the one module that marks sanitized HTML safe (so the search works)

@@ -7,7 +7,7 @@ from labeling.services.exporting import ExportOptions, preferences_export
 from labeling.services.importing import ImportRejected, items_import
 from labeling.services.judgments import adaptive_settle, judgment_submit, ranking_from_choice
 from labeling.services.metrics import project_stats
-from labeling.services.projects import project_create
+from labeling.services.projects import project_create, token_create
 from tests.factories import ItemFactory, MembershipFactory, ProjectFactory
 
 A, B, TIE = [[1], [2]], [[2], [1]], [[1, 2]]
@@ -95,9 +95,9 @@ def test_gold_items_are_served_at_the_rate_and_look_like_any_other(db, write_jso
     annotator = MembershipFactory(project=project, user__username="goldie").user
     first = assignment_next(project=project, annotator=annotator)
     assert first.item.external_id == "g1" and first.item.is_gold
-    from labeling.services.projects import token_create
-
-    token = token_create(username="goldie")[1]
+    # Through the API, for someone holding no lease yet: the gold item comes first there too, unmarked.
+    MembershipFactory(project=project, user__username="goldie-api")
+    token = token_create(username="goldie-api")[1]
     body = client.post(f"/api/projects/{project.slug}/next", headers={"Authorization": f"Bearer {token}"}).json()
     assert body["item"]["id"] == "g1"
     assert set(body["item"]) == {"id", "prompt", "responses"}

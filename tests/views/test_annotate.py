@@ -115,6 +115,19 @@ def test_skip_moves_on(client_for, annotator, project, items):
     assert _current_assignment(annotator).item_id != first.item_id
 
 
+def test_skipping_a_judged_item_is_refused_and_keeps_the_judgment(client_for, annotator, project, items):
+    client = client_for(annotator)
+    client.get(reverse("annotate", args=[project.slug]))
+    first = _current_assignment(annotator)
+    assert client.post(reverse("judge", args=[project.slug, first.pk]), {"choice": "A"}).status_code in (200, 302)
+    response = client.post(reverse("skip", args=[project.slug, first.pk]), headers={"HX-Request": "true"})
+    assert response.status_code == 422
+    assert b"already judged" in response.content
+    first.refresh_from_db()
+    assert first.state == Assignment.State.SUBMITTED
+    assert Judgment.objects.filter(assignment=first).count() == 1
+
+
 def test_done_when_nothing_is_left(client_for, annotator, project):
     html = client_for(annotator).get(reverse("annotate", args=[project.slug])).content.decode()
     assert 'data-testid="done"' in html

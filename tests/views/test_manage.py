@@ -14,7 +14,7 @@ from django.urls import reverse
 from labeling.models import ApiToken, Assignment, Item, Job, Judgment, Membership, Project
 from labeling.services.assignment import assignment_next
 from labeling.services.exporting import ExportOptions
-from labeling.services.jobs import job_export_start
+from labeling.services.jobs import job_export_start, run_job
 from labeling.services.judgments import judgment_submit, ranking_from_choice
 from labeling.services.projects import token_create
 from tests.factories import PASSWORD, ItemFactory, MembershipFactory
@@ -439,14 +439,14 @@ def test_a_checked_file_is_imported_as_a_job_whose_progress_is_polled(
     html = response.content.decode()
     assert response.status_code == 200 and 'id="job"' in html and 'hx-trigger="every 1s"' in html
     job = Job.objects.get(kind=Job.Kind.IMPORT)
-    from labeling.services.jobs import run_job
-
     run_job.call(str(job.pk))
     polled = client.get(reverse("manage_job", args=[project.slug, job.pk]), headers=HTMX).content.decode()
     assert "hx-trigger" not in polled and "Imported <strong>3</strong> items" in polled
     assert Item.objects.filter(project=project, external_id__in=["q0", "q1", "q2"]).count() == 3
     page = client.get(reverse("manage_import", args=[project.slug])).content.decode()
     assert 'data-testid="imports"' in page and "3 imported of 3 rows" in page
+    # An import has no file to hand back: its download address is not found.
+    assert client.get(reverse("manage_job_download", args=[project.slug, job.pk])).status_code == 404
 
 
 def test_starting_an_import_twice_imports_once(client, world, django_capture_on_commit_callbacks):
