@@ -9,7 +9,7 @@ folder first.
 
 import hashlib
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from django.conf import settings
@@ -25,9 +25,8 @@ from labeling.models import Job, Project
 from labeling.services.errors import DomainError, InvalidInput, NotFound
 from labeling.services.exporting import ExportOptions, preferences_export
 from labeling.services.importing import ImportRejected, items_import
-from labeling.services.importing.readers import FORMATS, count_rows
+from labeling.services.importing.readers import count_rows
 
-PROGRESS_EVERY = 1000
 ALLOWED_SUFFIXES = {".jsonl", ".ndjson", ".json", ".csv", ".parquet"}
 
 
@@ -39,42 +38,69 @@ def _progress_key(job_id) -> str:
     return f"labeling:job:{job_id}:rows_done"
 
 
-def job_import_start(
-    *, project: Project, user: AbstractBaseUser, upload: UploadedFile, fmt: str = "auto", skip_invalid: bool = False
-) -> Job:
-    """Keep the uploaded file with a new import job and queue it. Files only: never a URL."""
-    if fmt not in FORMATS or fmt == "hf":
-        raise InvalidInput(f"Format '{fmt}' is not accepted for uploads; use auto, jsonl, json, csv or parquet.")
+UPLOAD_FORMATS = ("auto", "jsonl", "json", "csv", "parquet")
+
+
+def upload_format_checked(fmt: str) -> str:
+    if fmt not in UPLOAD_FORMATS:
+        raise InvalidInput(f"Format '{fmt}' is not accepted for uploads; use one of {', '.join(UPLOAD_FORMATS)}.")
+    return fmt
+
+
+def upload_checked(upload: UploadedFile, fmt: str) -> str:
+    """The safe file name of an upload, after checking its format and size (before anything is written)."""
+    upload_format_checked(fmt)
     name = get_valid_filename(Path(upload.name or "upload").name) or "upload"
     if fmt == "auto" and Path(name).suffix.lower() not in ALLOWED_SUFFIXES:
         raise InvalidInput(
-            f"Cannot tell the format of '{name}'; name it .jsonl, .json, .csv or .parquet, or pass format."
+            f"Cannot tell the format of '{name}'; name it .jsonl, .json, .csv or .parquet, or give the format."
         )
     if upload.size is not None and upload.size > settings.LABELING_MAX_UPLOAD_BYTES:
         raise InvalidInput(
             f"The file is {upload.size:,} bytes, over the limit of {settings.LABELING_MAX_UPLOAD_BYTES:,}."
         )
-    job = Job.objects.create(
-        project=project,
-        kind=Job.Kind.IMPORT,
-        created_by=user,
-        params={"format": fmt, "skip_invalid": skip_invalid, "file_name": name},
-    )
-    folder = _job_dir(job)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
+    return name
+
+
+def upload_save(upload: UploadedFile, path: Path) -> Path:
+    """Write the upload to `path` (its folder is made), chunk by chunk."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as handle:
         for chunk in upload.chunks():
             handle.write(chunk)
-    Job.objects.filter(pk=job.pk).update(input_path=str(path))
-    _enqueue(job)
+    return path
+
+
+def job_import_start(
+    *, project: Project, user: AbstractBaseUser, upload: UploadedFile, fmt: str = "auto", skip_invalid: bool = False
+) -> Job:
+    """Keep the uploaded file with a new import job and queue it. Files only: never a URL.
+
+    The job row and its file appear together: if the file cannot be written, no job is left behind.
+    """
+    name = upload_checked(upload, fmt)
+    with transaction.atomic():
+        job = Job.objects.create(
+            project=project,
+            kind=Job.Kind.IMPORT,
+            created_by=user,
+            params={"format": fmt, "skip_invalid": skip_invalid, "file_name": name},
+        )
+        path = _job_dir(job) / name
+        try:
+            upload_save(upload, path)
+        except BaseException:
+            shutil.rmtree(path.parent, ignore_errors=True)
+            raise
+        Job.objects.filter(pk=job.pk).update(input_path=str(path))
+        _enqueue(job)
     job.refresh_from_db()
     return job
 
 
 def job_export_start(*, project: Project, user: AbstractBaseUser, options: ExportOptions) -> Job:
     """Queue an export; the result is a zip of the Hub layout (Parquet files and a dataset card)."""
-    options.fmt = "parquet"
+    options = replace(options, fmt="parquet")  # the caller's options are left as they were
     options.validate()
     job = Job.objects.create(project=project, kind=Job.Kind.EXPORT, created_by=user, params=asdict(options))
     _enqueue(job)

@@ -17,16 +17,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
-from django.utils.text import get_valid_filename
 
 from labeling.models import Job, Project
 from labeling.services.errors import InvalidInput, NotFound
 from labeling.services.importing import items_import
 from labeling.services.importing.readers import RowError, read_rows
 from labeling.services.importing.shapes import NormalizedItem, RowInvalid, detect_shape, normalize
-from labeling.services.jobs import ALLOWED_SUFFIXES, job_import_start
+from labeling.services.jobs import job_import_start, upload_checked, upload_format_checked, upload_save
 
-UPLOAD_FORMATS = ("auto", "jsonl", "json", "csv", "parquet")
 SAMPLE_ITEMS = 5
 SAMPLE_ROWS_READ = 200
 STAGED_MAX_AGE_SECONDS = 24 * 3600
@@ -71,41 +69,25 @@ def _staged_file(project: Project, user: AbstractBaseUser, upload_id: str) -> Pa
     return files[0]
 
 
-def _check_format(fmt: str) -> str:
-    if fmt not in UPLOAD_FORMATS:
-        raise InvalidInput(f"Format '{fmt}' is not accepted for uploads; use one of {', '.join(UPLOAD_FORMATS)}.")
-    return fmt
-
-
 def import_preview(
     *, project: Project, user: AbstractBaseUser, upload: UploadedFile, fmt: str = "auto"
 ) -> ImportPreview:
     """Keep the uploaded file aside and dry-run it: shape, counts, bad rows, the first items. Writes no items."""
-    _check_format(fmt)
-    name = get_valid_filename(Path(upload.name or "upload").name) or "upload"
-    if fmt == "auto" and Path(name).suffix.lower() not in ALLOWED_SUFFIXES:
-        raise InvalidInput(
-            f"Cannot tell the format of '{name}'; name it .jsonl, .json, .csv or .parquet, or choose the format."
-        )
-    if upload.size is not None and upload.size > settings.LABELING_MAX_UPLOAD_BYTES:
-        raise InvalidInput(
-            f"The file is {upload.size:,} bytes, over the limit of {settings.LABELING_MAX_UPLOAD_BYTES:,}."
-        )
+    name = upload_checked(upload, fmt)
     _discard_stale(project, user)
     upload_id = str(uuid.uuid4())
     folder = _staging_root(project, user) / upload_id
     folder.mkdir(parents=True)
-    path = folder / name
-    with path.open("wb") as handle:
-        for chunk in upload.chunks():
-            handle.write(chunk)
+    upload_save(upload, folder / name)
     return staged_preview(project=project, user=user, upload_id=upload_id, fmt=fmt)
 
 
 def staged_preview(*, project: Project, user: AbstractBaseUser, upload_id: str, fmt: str = "auto") -> ImportPreview:
     """The dry run of a staged file (see import_preview)."""
     path = _staged_file(project, user, upload_id)
-    preview = ImportPreview(upload=upload_id, file_name=path.name, fmt=_check_format(fmt), size=path.stat().st_size)
+    preview = ImportPreview(
+        upload=upload_id, file_name=path.name, fmt=upload_format_checked(fmt), size=path.stat().st_size
+    )
     try:
         # skip_invalid: count what the valid rows would add, and list the invalid ones.
         report = items_import(project=project, path=path, fmt=fmt, dry_run=True, skip_invalid=True)
@@ -147,9 +129,7 @@ def staged_import_start(
     path = _staged_file(project, user, upload_id)
     with path.open("rb") as handle:
         upload = File(handle, name=path.name)
-        job = job_import_start(
-            project=project, user=user, upload=upload, fmt=_check_format(fmt), skip_invalid=skip_invalid
-        )
+        job = job_import_start(project=project, user=user, upload=upload, fmt=fmt, skip_invalid=skip_invalid)
     shutil.rmtree(path.parent, ignore_errors=True)
     return job
 

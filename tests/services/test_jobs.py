@@ -3,10 +3,12 @@ import json
 import zipfile
 
 import datasets
+import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from labeling.models import Item, Job
 from labeling.services.assignment import assignment_next
+from labeling.services.errors import InvalidInput
 from labeling.services.exporting import ExportOptions
 from labeling.services.jobs import job_download_path, job_export_start, job_import_start, job_status
 from labeling.services.judgments import judgment_submit, ranking_from_choice
@@ -47,10 +49,6 @@ def test_failed_import_job_records_why_and_imports_nothing(
 
 def test_upload_with_an_unknown_extension_is_refused(project, manager, settings, tmp_path):
     settings.LABELING_JOBS_DIR = tmp_path
-    import pytest
-
-    from labeling.services.errors import InvalidInput
-
     with pytest.raises(InvalidInput, match="Cannot tell the format"):
         job_import_start(project=project, user=manager, upload=_upload(ROWS, name="items.exe"))
     assert not Job.objects.exists()
@@ -75,3 +73,23 @@ def test_export_job_writes_a_zip_that_datasets_loads(
         archive.extractall(tmp_path / "unzipped")
     loaded = datasets.load_dataset("parquet", data_dir=str(tmp_path / "unzipped" / "data"))
     assert loaded["train"].num_rows == 5
+
+
+def test_an_upload_that_cannot_be_stored_leaves_no_job(project, manager, settings, tmp_path):
+    blocker = tmp_path / "jobs"
+    blocker.write_text("a file where the jobs folder should be")
+    settings.LABELING_JOBS_DIR = blocker
+    with pytest.raises(OSError):
+        job_import_start(project=project, user=manager, upload=_upload(ROWS))
+    assert not Job.objects.exists()
+
+
+def test_starting_an_export_leaves_the_callers_options_alone(
+    project, manager, django_capture_on_commit_callbacks, settings, tmp_path
+):
+    settings.LABELING_JOBS_DIR = tmp_path
+    options = ExportOptions(fmt="jsonl")
+    with django_capture_on_commit_callbacks(execute=False):
+        job = job_export_start(project=project, user=manager, options=options)
+    assert options.fmt == "jsonl"
+    assert job.params["fmt"] == "parquet"  # an export job always writes the Hub layout's Parquet files

@@ -8,7 +8,7 @@ from labeling.models import Membership, Project
 from labeling.services.exporting import CONFIGS
 from labeling.services.exporting.aggregate import POLICIES
 from labeling.services.exporting.styles import STYLES
-from labeling.services.manage import UPLOAD_FORMATS
+from labeling.services.jobs import UPLOAD_FORMATS
 
 FIXED, ADAPTIVE = "fixed", "adaptive"
 
