@@ -61,11 +61,6 @@ def render_markdown(text: str) -> SafeString:
     return mark_safe(clean)  # noqa: S308 - cleaned by nh3 just above
 
 
-def render_plain(text: str) -> SafeString:
-    """Untrusted text shown verbatim (escaped), line breaks kept."""
-    return mark_safe(html.escape(text or "").replace("\n", "<br>"))  # noqa: S308 - escaped just above
-
-
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
 
 

@@ -43,7 +43,6 @@ class ItemRow:
     item: Item
     responses: list = field(default_factory=list)
     judgments: list[JudgmentRow] = field(default_factory=list)
-    gold_ranks: dict[int, int] = field(default_factory=dict)  # response position -> rank (1 = best)
 
 
 def items_search(*, project: Project, query: str = "", status: str = "") -> QuerySet[Item]:
@@ -96,7 +95,6 @@ def item_rows(*, items: list[Item]) -> list[ItemRow]:
                 item=item,
                 responses=responses,
                 judgments=[_judgment_row(judgment, position_of) for judgment in item.judgments_shown],
-                gold_ranks=gold_ranks,
             )
         )
     return rows

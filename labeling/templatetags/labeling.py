@@ -10,8 +10,3 @@ register = template.Library()
 @register.filter
 def markdown(text: str):
     return rendering.render_markdown(text)
-
-
-@register.filter
-def plaintext(text: str):
-    return rendering.render_plain(text)
