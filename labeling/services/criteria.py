@@ -68,7 +68,7 @@ def criteria_answers_validate(*, definitions: list[dict], answers, response_ids:
         if definition["per_response"]:
             value = _per_response(definition, value, response_ids)
         else:
-            value = _answer(definition, value, definition["label"])
+            value = _answer(definition, value)
         if definition["required"] and (value is None or value == {} or value == ""):
             raise InvalidInput(f"Answer '{definition['label']}': it is required.")
         if value not in (None, {}, ""):
@@ -86,7 +86,7 @@ def _per_response(definition: dict, value, response_ids: list[int]) -> dict:
     for response_id, answer in value.items():
         if str(response_id) not in allowed:
             raise InvalidInput(f"'{definition['label']}' names response {response_id!r}, which is not in this item.")
-        checked = _answer(definition, answer, definition["label"])
+        checked = _answer(definition, answer)
         if checked is not None:
             result[str(response_id)] = checked
     if definition["required"] and set(result) != allowed:
@@ -94,19 +94,20 @@ def _per_response(definition: dict, value, response_ids: list[int]) -> dict:
     return result
 
 
-def _answer(definition: dict, value, label: str):
+def _answer(definition: dict, value):
     if value is None or value == "":
         return None
-    kind = definition["type"]
+    kind, label = definition["type"], definition["label"]
     if kind == "likert":
-        if isinstance(value, bool):
-            raise InvalidInput(f"'{label}' takes a whole number from 1 to 5 (got {value!r}).")
+        wrong = f"'{label}' takes a whole number from 1 to 5 (got {value!r})."
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise InvalidInput(wrong)
         try:
             number = int(value)
         except (TypeError, ValueError):
-            raise InvalidInput(f"'{label}' takes a whole number from 1 to 5 (got {value!r}).") from None
-        if number not in LIKERT or (isinstance(value, float) and not value.is_integer()):
-            raise InvalidInput(f"'{label}' takes a whole number from 1 to 5 (got {value!r}).")
+            raise InvalidInput(wrong) from None
+        if number not in LIKERT:
+            raise InvalidInput(wrong)
         return number
     if kind == "flag":
         if isinstance(value, bool):
