@@ -103,6 +103,7 @@ def test_valid_answers_are_stored_normalized(with_criteria, assignment, annotato
         ),
         (lambda left, right: {"helpful": {left: 0, right: 3}}, r"from 1 to 5 \(got 0\)"),
         (lambda left, right: {"helpful": {left: 2.5, right: 3}}, r"from 1 to 5 \(got 2.5\)"),
+        (lambda left, right: {"helpful": {left: float("inf"), right: 3}}, r"from 1 to 5 \(got inf\)"),
         (lambda left, right: {"helpful": {left: "lots", right: 3}}, r"from 1 to 5 \(got 'lots'\)"),
         (lambda left, right: {"helpful": {left: 3, right: 3}, "tone": 2}, r"Unknown criteria: tone\."),
         (
