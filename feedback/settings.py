@@ -79,16 +79,19 @@ INSTALLED_APPS = [
     "labeling",
 ]
 
+# The session, authentication, messages, CSP and htmx middleware serve the web
+# UI only: the classes in feedback/middleware.py are Django's (and the packages') own,
+# passing /api/ requests (bearer tokens, JSON) straight through.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "feedback.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "feedback.middleware.AuthenticationMiddleware",
+    "feedback.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
+    "feedback.middleware.CSPMiddleware",
+    "feedback.middleware.HtmxMiddleware",
     # Last, as django-axes asks: turns repeated failed logins into a lockout.
     "axes.middleware.AxesMiddleware",
 ]
