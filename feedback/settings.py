@@ -221,6 +221,11 @@ LABELING_DEFAULT_LEASE_SECONDS = env_int("LABELING_DEFAULT_LEASE_SECONDS", 1800)
 # How often (per process and project) a claim first releases expired leases.
 LABELING_EXPIRY_CHECK_SECONDS = float(env("LABELING_EXPIRY_CHECK_SECONDS", "1") or 1)
 
+# The API checks a bearer token against the database at most this often per worker
+# process: a revoked token, or a deactivated user's, keeps working for at most this
+# many seconds (in a process that saw it just before). 0 checks every request.
+API_TOKEN_CACHE_SECONDS = env_int("API_TOKEN_CACHE_SECONDS", 5)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
