@@ -98,7 +98,7 @@ def judgment_submit(
     locked_by_caller = getattr(assignment, "locked", False) and connection.in_atomic_block
     with transaction.atomic(savepoint=not locked_by_caller):
         if locked_by_caller:
-            locked = assignment
+            locked = assignment if assignment.annotator_id == annotator.pk else None
         else:
             # Lock the assignment: a double submit waits here, then finds the first one's judgment.
             locked = (
