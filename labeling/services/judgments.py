@@ -124,36 +124,50 @@ def judgment_submit(
         validated = ranking_validate(ranking=ranking, shown_order=locked.shown_order)
         details = _details(locked.project, locked.shown_order, validated, strength, both_bad, rationale, criteria)
         released = locked.state == Assignment.State.EXPIRED
+        judgment = Judgment(
+            assignment=locked,
+            project_id=locked.project_id,
+            item_id=locked.item_id,
+            annotator=annotator,
+            ranking=validated,
+            **details,
+            seconds=round((now - locked.created_at).total_seconds(), 3),
+            visible_seconds=_seconds(visible_seconds),
+            late=released or locked.expires_at < now,
+        )
+        finished = [
+            Assignment.State.SUBMITTED,
+            sql.prep(Assignment, "finished_at", now),
+            sql.prep(Assignment, "id", locked.pk),
+        ]
         # The lease becomes a vote. A late submit's lease was already released, so it
         # takes a slot again: stored, never lost, even if that overshoots the target.
+        if connection.vendor == "postgresql" and not locked.project.adaptive:
+            # One statement: count the vote, close the lease, store the judgment. The
+            # judgment's foreign key checks run at the end of the statement, after the
+            # item row is locked by its update (see below for why that order matters).
+            sql.insert(
+                judgment,
+                before=f"WITH vote AS ({_VOTE_SQL} RETURNING id), lease AS ({_FINISH_SQL} RETURNING id)",
+                before_params=[1 if released else 0, True, locked.item_id, *finished],
+            )
+            return judgment, True
         # The item row is locked (updated) before the judgment is inserted: the insert's
         # foreign key check takes a share lock on it, and upgrading that lock while a
         # claim waits for the same row deadlocks.
         item = _count_vote(locked, released=released)
-        judgment = sql.insert(
-            Judgment(
-                assignment=locked,
-                project_id=locked.project_id,
-                item_id=locked.item_id,
-                annotator=annotator,
-                ranking=validated,
-                **details,
-                seconds=round((now - locked.created_at).total_seconds(), 3),
-                visible_seconds=_seconds(visible_seconds),
-                late=released or locked.expires_at < now,
-            )
-        )
-        sql.execute(
-            "UPDATE labeling_assignment SET state = %s, finished_at = %s WHERE id = %s",
-            [
-                Assignment.State.SUBMITTED,
-                sql.prep(Assignment, "finished_at", now),
-                sql.prep(Assignment, "id", locked.pk),
-            ],
-        )
+        sql.insert(judgment)
+        sql.execute(_FINISH_SQL, finished)
         if item is not None:
             _settle(item, locked.project)
         return judgment, True
+
+
+_VOTE_SQL = (
+    "UPDATE labeling_item SET votes = votes + 1, filled = filled + %s,"
+    " is_complete = CASE WHEN votes >= target - 1 THEN %s ELSE is_complete END WHERE id = %s"
+)
+_FINISH_SQL = "UPDATE labeling_assignment SET state = %s, finished_at = %s WHERE id = %s"
 
 
 def _count_vote(assignment: Assignment, *, released: bool) -> Item | None:
@@ -165,11 +179,7 @@ def _count_vote(assignment: Assignment, *, released: bool) -> Item | None:
     """
     project = assignment.project
     if not project.adaptive:
-        sql.execute(
-            "UPDATE labeling_item SET votes = votes + 1, filled = filled + %s,"
-            " is_complete = CASE WHEN votes >= target - 1 THEN %s ELSE is_complete END WHERE id = %s",
-            [1 if released else 0, True, assignment.item_id],
-        )
+        sql.execute(_VOTE_SQL, [1 if released else 0, True, assignment.item_id])
         return None
     item = (
         Item.objects.select_for_update()

@@ -23,12 +23,15 @@ def _insert_sql(model: type[Model]) -> tuple[str, tuple]:
     return f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", fields  # noqa: S608 - names, not values
 
 
-def insert(obj: Model) -> Model:
-    """INSERT `obj` (a model with a client-side primary key, such as a UUID) as `save()` would, in one statement."""
+def insert(obj: Model, *, before: str = "", before_params=()) -> Model:
+    """INSERT `obj` (a model with a client-side primary key, such as a UUID) as `save()` would, in one statement.
+
+    `before`: a `WITH ...` clause of other changes (PostgreSQL) made by the same statement.
+    """
     sql, fields = _insert_sql(type(obj))
     params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(f"{before} {sql}" if before else sql, [*before_params, *params])
     obj._state.adding = False
     obj._state.db = connection.alias
     return obj
