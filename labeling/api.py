@@ -5,7 +5,7 @@ The OpenAPI schema is served at /api/openapi.json.
 
 import copy
 import json
-import time
+from time import monotonic
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -35,7 +35,7 @@ def _token_user(token: str) -> AbstractBaseUser | None:
     A revoked token (or a deactivated user) keeps working in a process that checked it
     less than that many seconds before, never longer; refusals are never cached.
     """
-    now = time.monotonic()
+    now = monotonic()
     cached = _token_cache.get(token)
     if cached is not None and cached[0] > now:
         return copy.copy(cached[1])  # a copy: per-request caches (permissions) must not outlive the request

@@ -8,12 +8,12 @@ from labeling.services.projects import token_create, token_revoke
 
 @pytest.fixture
 def clock(monkeypatch):
-    """The monotonic clock the token cache reads, moved by hand."""
+    """The monotonic clock the token cache reads, moved by hand (that module's only: the global one stays)."""
 
     class Clock:
         now = 1000.0
 
-    monkeypatch.setattr(api_module.time, "monotonic", lambda: Clock.now)
+    monkeypatch.setattr(api_module, "monotonic", lambda: Clock.now)
     return Clock
 
 
