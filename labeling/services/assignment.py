@@ -90,6 +90,10 @@ def assignment_prefetch(*, project: Project, annotator: AbstractBaseUser) -> Ass
         return _lease_new(project, annotator, now, queued=True)
 
 
+_ASSIGNMENT_FIELDS = sql.field_names(Assignment)
+_ITEM_FIELDS = sql.field_names(Item)
+
+
 def _leases(project: Project, annotator: AbstractBaseUser) -> tuple[Assignment | None, Assignment | None]:
     """Lock the annotator's membership, then read their current and queued leases.
 
@@ -104,16 +108,19 @@ def _leases(project: Project, annotator: AbstractBaseUser) -> tuple[Assignment |
     if membership is None:
         raise NotFound("You are not a member of this project.")
     # A fresh statement after the lock, so it sees a lease the other tab just committed.
-    leases = list(
-        Assignment.objects.raw(
-            f"SELECT {sql.columns(Assignment, 'a')} FROM labeling_assignment a"  # noqa: S608 - no values
-            " WHERE a.annotator_id = %s AND a.project_id = %s AND a.state = %s",
-            [annotator.pk, project.pk, Assignment.State.ACTIVE],
-        )
+    # With their items, which the page and the API show next.
+    rows = sql.rows(
+        f"SELECT {sql.columns(Assignment, 'a')}, {sql.columns(Item, 'i')} FROM labeling_assignment a"  # noqa: S608
+        " INNER JOIN labeling_item i ON i.id = a.item_id"
+        " WHERE a.annotator_id = %s AND a.project_id = %s AND a.state = %s",
+        [annotator.pk, project.pk, Assignment.State.ACTIVE],
     )
-    if leases:
-        prefetch_related_objects(leases, "item")
-    by_queue = {lease.queued: lease for lease in leases}
+    by_queue = {}
+    split = len(_ASSIGNMENT_FIELDS)
+    for row in rows:
+        lease = sql.load(Assignment, _ASSIGNMENT_FIELDS, row[:split])
+        lease.item = sql.load(Item, _ITEM_FIELDS, row[split:])
+        by_queue[lease.queued] = lease
     return by_queue.get(False), by_queue.get(True)
 
 
@@ -150,7 +157,6 @@ def _take_slot(item: Item) -> None:
     item.filled += 1
 
 
-_ITEM_FIELDS = sql.field_names(Item)
 _RESPONSE_FIELDS = ("id", "item_id", "position", "model", "content", "metadata")
 # The window claim of `_claim_item` in one hand-written PostgreSQL statement: lock the
 # first open item of the window this annotator never had (skip_locked), take its slot,

@@ -51,6 +51,13 @@ def one(sql: str, params):
         return cursor.fetchone()
 
 
+def rows(sql: str, params) -> list:
+    """Every row of a query."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
 def prep(model: type[Model], field_name: str, value):
     """`value` as the database takes it for that field (a UUID on SQLite is text, a datetime too)."""
     return model._meta.get_field(field_name).get_db_prep_save(value, connection)
