@@ -915,7 +915,7 @@ def profile_child(slug: str, token: str, rounds: int, profiled: int, out: str) -
     import labeling.services.assignment as assignment_module
 
     nested = {}
-    for name in ("leases_expire", "_claim_item"):
+    for name in ("leases_expire", "_claim_window", "_claim_item"):
         if hasattr(assignment_module, name):
             label = f"service: assignment_next > {name}"
             nested[label] = True
@@ -1012,11 +1012,11 @@ def profile_child(slug: str, token: str, rounds: int, profiled: int, out: str) -
         "floor_401_in_process_ms": summary(floor),
     }
 
-    # EXPLAIN ANALYZE the SELECTs of one `next`, in a transaction that is rolled back.
+    # EXPLAIN ANALYZE the SELECTs (and the claim's WITH ... UPDATE) of one `next`, in a transaction rolled back.
     plans = []
     next_sample, _ = one_round()
     for sql, params, _ in next_sample["queries"]:
-        if not sql.lstrip().upper().startswith("SELECT"):
+        if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
             continue
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS, TIMING ON) " + sql, params)

@@ -79,16 +79,19 @@ INSTALLED_APPS = [
     "labeling",
 ]
 
+# The session, authentication, messages, CSP and htmx middleware serve the web
+# UI only: the classes in feedback/middleware.py are Django's (and the packages') own,
+# passing /api/ requests (bearer tokens, JSON) straight through.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "feedback.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "feedback.middleware.AuthenticationMiddleware",
+    "feedback.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
+    "feedback.middleware.CSPMiddleware",
+    "feedback.middleware.HtmxMiddleware",
     # Last, as django-axes asks: turns repeated failed logins into a lockout.
     "axes.middleware.AxesMiddleware",
 ]
@@ -217,6 +220,11 @@ LABELING_MAX_TEXT_CHARS = env_int("LABELING_MAX_TEXT_CHARS", 200_000)
 LABELING_DEFAULT_LEASE_SECONDS = env_int("LABELING_DEFAULT_LEASE_SECONDS", 1800)
 # How often (per process and project) a claim first releases expired leases.
 LABELING_EXPIRY_CHECK_SECONDS = float(env("LABELING_EXPIRY_CHECK_SECONDS", "1") or 1)
+
+# The API checks a bearer token against the database at most this often per worker
+# process: a revoked token, or a deactivated user's, keeps working for at most this
+# many seconds (in a process that saw it just before). 0 checks every request.
+API_TOKEN_CACHE_SECONDS = env_int("API_TOKEN_CACHE_SECONDS", 5)
 
 LOGGING = {
     "version": 1,

@@ -6,6 +6,8 @@ from labeling.api import api
 from labeling.views import annotate, projects
 
 urlpatterns = [
+    # First: the API's requests are the most frequent, and the resolver tries patterns in order.
+    path("api/", api.urls),
     path("", projects.home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -17,5 +19,4 @@ urlpatterns = [
     path("p/<slug:slug>/judgments/<str:judgment_id>/", annotate.revise, name="revise"),
     path("", include("labeling.urls_manage")),
     path("admin/", admin.site.urls),
-    path("api/", api.urls),
 ]

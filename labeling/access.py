@@ -10,9 +10,11 @@ import uuid
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.http import Http404
 
 from labeling.models import Assignment, Item, Job, Judgment, Membership, Project
+from labeling.services import sql
 
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,64}\Z")  # anything else cannot name a project (and may upset the database)
 
@@ -21,10 +23,17 @@ def project_for_user(user: AbstractBaseUser, slug: str, *, manager: bool = False
     """The project named `slug` if `user` is a member (a manager when asked), else 404."""
     if not user.is_authenticated or not _SLUG.match(slug or ""):
         raise Http404("No such project.")
-    memberships = Membership.objects.filter(user=user)
+    # Hand-written: the API asks this on every request (see labeling/services/sql.py).
+    query = (
+        f"SELECT {sql.columns(Project, 'p')} FROM labeling_project p"  # noqa: S608 - column names, values are params
+        " INNER JOIN labeling_membership m ON m.project_id = p.id"
+        " WHERE p.slug = %s AND m.user_id = %s"
+    )
+    params = [slug, user.pk]
     if manager:
-        memberships = memberships.filter(role=Membership.Role.MANAGER)
-    project = Project.objects.filter(slug=slug, memberships__in=memberships).first()
+        query += " AND m.role = %s"
+        params.append(Membership.Role.MANAGER)
+    project = next(iter(Project.objects.raw(query + " LIMIT 1", params)), None)
     if project is None:
         raise Http404("No such project.")
     return project
@@ -43,14 +52,24 @@ def membership_for_user(user: AbstractBaseUser, project: Project) -> Membership 
     return Membership.objects.filter(user=user, project=project).first()
 
 
-def assignment_for_user(user: AbstractBaseUser, assignment_id: str, *, project: Project | None = None) -> Assignment:
-    """The user's own assignment with that id, in a project they still belong to; else 404."""
+def assignment_for_user(
+    user: AbstractBaseUser, assignment_id: str, *, project: Project | None = None, lock: bool = False
+) -> Assignment:
+    """The user's own assignment with that id, in a project they still belong to; else 404.
+
+    `lock` (inside a transaction): the assignment row is locked by this same query
+    and its state is the latest committed one (PostgreSQL re-reads a row it waited
+    for), so `judgment_submit` need not lock it again. The item comes with only what
+    a submit reads.
+    """
     try:
         pk = uuid.UUID(str(assignment_id))
     except ValueError:
         raise Http404("No such assignment.") from None
     if not user.is_authenticated:
         raise Http404("No such assignment.")
+    if lock:
+        return _assignment_locked(user, pk, project)
     queryset = Assignment.objects.select_related("item", "project").filter(
         pk=pk, annotator=user, project__memberships__user=user
     )
@@ -59,6 +78,38 @@ def assignment_for_user(user: AbstractBaseUser, assignment_id: str, *, project: 
     assignment = queryset.first()
     if assignment is None:
         raise Http404("No such assignment.")
+    return assignment
+
+
+_ASSIGNMENT_FIELDS = sql.field_names(Assignment)
+_PROJECT_FIELDS = sql.field_names(Project)
+
+
+def _assignment_locked(user: AbstractBaseUser, pk: uuid.UUID, project: Project | None) -> Assignment:
+    """`assignment_for_user(lock=True)`: one hand-written statement (see labeling/services/sql.py)."""
+    assert connection.in_atomic_block, "lock=True needs a transaction"
+    query = (
+        f"SELECT {sql.columns(Assignment, 'a')}, {sql.columns(Project, 'p')}, i.id, i.withdrawn_at"  # noqa: S608
+        " FROM labeling_assignment a"
+        " INNER JOIN labeling_project p ON p.id = a.project_id"
+        " INNER JOIN labeling_membership m ON m.project_id = a.project_id AND m.user_id = %s"
+        " INNER JOIN labeling_item i ON i.id = a.item_id"
+        " WHERE a.id = %s AND a.annotator_id = %s"
+    )
+    params = [user.pk, sql.prep(Assignment, "id", pk), user.pk]
+    if project is not None:
+        query += " AND a.project_id = %s"
+        params.append(project.pk)
+    if connection.features.has_select_for_update_of:
+        query += " FOR UPDATE OF a"  # SQLite has no row locks: its transactions take the write lock at BEGIN
+    row = sql.one(query, params)
+    if row is None:
+        raise Http404("No such assignment.")
+    split = len(_ASSIGNMENT_FIELDS)
+    assignment = sql.load(Assignment, _ASSIGNMENT_FIELDS, row[:split])
+    assignment.project = sql.load(Project, _PROJECT_FIELDS, row[split : split + len(_PROJECT_FIELDS)])
+    assignment.item = sql.load(Item, ("id", "withdrawn_at"), row[-2:])  # the rest of the item loads if read
+    assignment.locked = True
     return assignment
 
 

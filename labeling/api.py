@@ -3,8 +3,14 @@
 The OpenAPI schema is served at /api/openapi.json.
 """
 
-from django.db import DataError
-from django.http import FileResponse, HttpRequest
+import copy
+import json
+from time import monotonic
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import DataError, transaction
+from django.http import FileResponse, HttpRequest, HttpResponse
 from ninja import File, Form, NinjaAPI, Schema, Status, UploadedFile
 from ninja.security import HttpBearer
 
@@ -18,10 +24,35 @@ from labeling.services.judgments import judgment_submit
 from labeling.services.metrics import project_stats
 from labeling.services.projects import membership_add, project_create_managed, token_authenticate
 
+# token -> (monotonic deadline, user as read then). Per process; see API_TOKEN_CACHE_SECONDS.
+_token_cache: dict[str, tuple[float, AbstractBaseUser]] = {}
+_TOKEN_CACHE_MAX = 10_000
+
+
+def _token_user(token: str) -> AbstractBaseUser | None:
+    """The user holding `token`, checked against the database at most every API_TOKEN_CACHE_SECONDS.
+
+    A revoked token (or a deactivated user) keeps working in a process that checked it
+    less than that many seconds before, never longer; refusals are never cached.
+    """
+    now = monotonic()
+    cached = _token_cache.get(token)
+    if cached is not None and cached[0] > now:
+        return copy.copy(cached[1])  # a copy: per-request caches (permissions) must not outlive the request
+    user = token_authenticate(token=token)
+    ttl = settings.API_TOKEN_CACHE_SECONDS
+    if user is None or ttl <= 0:
+        _token_cache.pop(token, None)
+        return user
+    if len(_token_cache) >= _TOKEN_CACHE_MAX:
+        _token_cache.clear()
+    _token_cache[token] = (now + ttl, copy.copy(user))
+    return user
+
 
 class BearerToken(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str):
-        user = token_authenticate(token=token)
+        user = _token_user(token)
         if user is not None:
             request.user = user
         return user
@@ -85,6 +116,22 @@ class SkipOut(Schema):
     state: str
 
 
+def _json(status: int, data: dict) -> HttpResponse:
+    """What django-ninja would send for `data` (already in the declared schema's shape), without re-validating it."""
+    return HttpResponse(json.dumps(data), status=status, content_type="application/json; charset=utf-8")
+
+
+def _prompt_plain(prompt) -> bool:
+    """True when the prompt already is what `list[Message]` would make of it (string roles and contents only)."""
+    return isinstance(prompt, list) and all(
+        type(message) is dict
+        and message.keys() == {"role", "content"}
+        and type(message["role"]) is str
+        and type(message["content"]) is str
+        for message in prompt
+    )
+
+
 def _assignment_out(assignment: Assignment) -> dict:
     item = assignment.item
     show_models = assignment.project.show_model_names
@@ -115,23 +162,28 @@ def next_item(request, slug: str):
     if assignment is None:
         return Status(204, None)
     assignment.project = project
-    return Status(200, _assignment_out(assignment))
+    body = _assignment_out(assignment)
+    if not _prompt_plain(body["item"]["prompt"]):
+        return Status(200, body)  # let the schema coerce it, as it always did
+    return _json(200, body)
 
 
 @api.post("/assignments/{assignment_id}/judgment", response={200: JudgmentOut, 201: JudgmentOut})
 def submit_judgment(request, assignment_id: str, payload: JudgmentIn):
     """Store a judgment: 201 the first time, 200 with the same id on a retry."""
-    assignment = assignment_for_user(request.user, assignment_id)
-    judgment, created = judgment_submit(
-        assignment=assignment,
-        annotator=request.user,
-        ranking=payload.ranking,
-        strength=payload.strength,
-        both_bad=payload.both_bad,
-        rationale=payload.rationale,
-        criteria=payload.criteria,
-    )
-    return Status(201 if created else 200, {"judgment": str(judgment.pk)})
+    with transaction.atomic():
+        # The access check locks the assignment for the submit: one statement, not two.
+        assignment = assignment_for_user(request.user, assignment_id, lock=True)
+        judgment, created = judgment_submit(
+            assignment=assignment,
+            annotator=request.user,
+            ranking=payload.ranking,
+            strength=payload.strength,
+            both_bad=payload.both_bad,
+            rationale=payload.rationale,
+            criteria=payload.criteria,
+        )
+    return _json(201 if created else 200, {"judgment": str(judgment.pk)})
 
 
 @api.post("/assignments/{assignment_id}/skip", response={200: SkipOut})

@@ -12,14 +12,16 @@ import random
 import time
 from collections import Counter
 from datetime import timedelta
+from functools import cache
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, prefetch_related_objects
 from django.utils import timezone
 
-from labeling.models import Assignment, Item, Membership, Project
+from labeling.models import Assignment, Item, Project, Response
+from labeling.services import sql
 from labeling.services.errors import Conflict, InvalidInput, NotFound
 from labeling.services.text import text_checked
 
@@ -88,43 +90,126 @@ def assignment_prefetch(*, project: Project, annotator: AbstractBaseUser) -> Ass
         return _lease_new(project, annotator, now, queued=True)
 
 
+_ASSIGNMENT_FIELDS = sql.field_names(Assignment)
+_ITEM_FIELDS = sql.field_names(Item)
+
+
 def _leases(project: Project, annotator: AbstractBaseUser) -> tuple[Assignment | None, Assignment | None]:
     """Lock the annotator's membership, then read their current and queued leases.
 
     Two tabs or a double click of one annotator race here; the membership row
     lock serializes them, so both get the same leases.
     """
-    membership = Membership.objects.select_for_update().filter(project=project, user=annotator).first()
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    membership = sql.one(
+        f"SELECT id FROM labeling_membership WHERE project_id = %s AND user_id = %s{lock}",  # noqa: S608 - no values
+        [project.pk, annotator.pk],
+    )
     if membership is None:
         raise NotFound("You are not a member of this project.")
-    leases = {
-        lease.queued: lease
-        for lease in Assignment.objects.select_related("item").filter(
-            project=project, annotator=annotator, state=Assignment.State.ACTIVE
-        )
-    }
-    return leases.get(False), leases.get(True)
+    # A fresh statement after the lock, so it sees a lease the other tab just committed.
+    # With their items, which the page and the API show next.
+    rows = sql.rows(
+        f"SELECT {sql.columns(Assignment, 'a')}, {sql.columns(Item, 'i')} FROM labeling_assignment a"  # noqa: S608
+        " INNER JOIN labeling_item i ON i.id = a.item_id"
+        " WHERE a.annotator_id = %s AND a.project_id = %s AND a.state = %s",
+        [annotator.pk, project.pk, Assignment.State.ACTIVE],
+    )
+    by_queue = {}
+    split = len(_ASSIGNMENT_FIELDS)
+    for row in rows:
+        lease = sql.load(Assignment, _ASSIGNMENT_FIELDS, row[:split])
+        lease.item = sql.load(Item, _ITEM_FIELDS, row[split:])
+        by_queue[lease.queued] = lease
+    return by_queue.get(False), by_queue.get(True)
 
 
 def _lease_new(project: Project, annotator: AbstractBaseUser, now, *, queued: bool) -> Assignment | None:
     item = None
     if project.gold_rate and _shuffle.random() < project.gold_rate:
         item = _claim_gold(project, annotator)
-    item = item or _claim_item(project, annotator)
+        if item is not None:
+            _take_slot(item)
     if item is None:
-        return None
-    prefetch_related_objects([item], "responses")  # the page and the API show them next
+        item = _claim_window(project, annotator)  # PostgreSQL: claim, take the slot and read the responses at once
+    if item is None:
+        item = _claim_item(project, annotator)
+        if item is None:
+            return None
+        _take_slot(item)
+    if not hasattr(item, "_prefetched_objects_cache"):
+        prefetch_related_objects([item], "responses")  # the page and the API show them next
     response_ids = [response.pk for response in item.responses.all()]
-    assignment = Assignment.objects.create(
-        project=project,
-        item=item,
-        annotator=annotator,
-        queued=queued,
-        shown_order=_shuffle.sample(response_ids, len(response_ids)),
-        expires_at=now + timedelta(seconds=project.lease_seconds),
+    return sql.insert(
+        Assignment(
+            project=project,
+            item=item,
+            annotator=annotator,
+            queued=queued,
+            shown_order=_shuffle.sample(response_ids, len(response_ids)),
+            expires_at=now + timedelta(seconds=project.lease_seconds),
+        )
     )
-    Item.objects.filter(pk=item.pk).update(filled=F("filled") + 1)
-    return assignment
+
+
+def _take_slot(item: Item) -> None:
+    sql.execute("UPDATE labeling_item SET filled = filled + 1 WHERE id = %s", [item.pk])
+    item.filled += 1
+
+
+_RESPONSE_FIELDS = ("id", "item_id", "position", "model", "content", "metadata")
+# The window claim of `_claim_item` in one hand-written PostgreSQL statement: lock the
+# first open item of the window this annotator never had (skip_locked), take its slot,
+# and return it with its responses. {order} is the project's order of work.
+_CLAIM_WINDOW_SQL = """
+WITH claimed AS (
+    UPDATE labeling_item SET filled = filled + 1
+    WHERE id = (
+        SELECT i.id FROM labeling_item i
+        WHERE i.id IN (
+            SELECT u.id FROM labeling_item u
+            WHERE u.project_id = %(project)s AND NOT u.is_complete AND NOT u.is_gold
+                AND u.withdrawn_at IS NULL AND u.filled < u.target
+            ORDER BY {u_order} LIMIT %(window)s
+        )
+        AND NOT i.is_complete AND NOT i.is_gold AND i.withdrawn_at IS NULL AND i.filled < i.target
+        AND NOT EXISTS (SELECT 1 FROM labeling_assignment a WHERE a.item_id = i.id AND a.annotator_id = %(annotator)s)
+        ORDER BY {i_order} LIMIT 1
+        FOR UPDATE OF i SKIP LOCKED
+    )
+    RETURNING *
+)
+SELECT {columns}, (
+    SELECT json_agg(json_build_array(r.id, r.item_id, r.position, r.model, r.content, r.metadata) ORDER BY r.position)
+    FROM labeling_response r WHERE r.item_id = c.id
+) FROM claimed c
+"""
+
+
+@cache
+def _claim_window_sql(breadth_first: bool) -> str:
+    order = ("priority DESC", "filled ASC" if breadth_first else "filled DESC", "id ASC")
+    return _CLAIM_WINDOW_SQL.format(
+        u_order=", ".join(f"u.{part}" for part in order),
+        i_order=", ".join(f"i.{part}" for part in order),
+        columns=sql.columns(Item, "c"),
+    )
+
+
+def _claim_window(project: Project, annotator: AbstractBaseUser) -> Item | None:
+    """`_claim_item`'s first step in one statement on PostgreSQL; None when the window has nothing (or on SQLite)."""
+    if connection.vendor != "postgresql":
+        return None
+    query = _claim_window_sql(project.order == Project.Order.BREADTH_FIRST)
+    row = sql.one(query, {"project": project.pk, "annotator": annotator.pk, "window": CLAIM_WINDOW})
+    if row is None:
+        return None
+    item = sql.load(Item, _ITEM_FIELDS, row[:-1])
+    responses = [Response.from_db(connection.alias, _RESPONSE_FIELDS, values) for values in row[-1] or []]
+    queryset = item.responses.all()
+    queryset._result_cache, queryset._prefetch_done = responses, True
+    item._prefetched_objects_cache = {"responses": queryset}
+    return item
 
 
 def _release(assignment: Assignment, now) -> None:

@@ -3,11 +3,11 @@
 from collections import Counter
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
-from django.db.models import Case, F, Value, When
+from django.db import connection, transaction
 from django.utils import timezone
 
 from labeling.models import Assignment, Item, Judgment, JudgmentRevision, Project
+from labeling.services import sql
 from labeling.services.criteria import criteria_answers_validate
 from labeling.services.errors import Conflict, InvalidInput, NotFound
 from labeling.services.text import text_checked
@@ -93,21 +93,30 @@ def judgment_submit(
     """
     _check_details(strength=strength, rationale=rationale)
     now = timezone.now()
-    with transaction.atomic():
-        # Lock the assignment: a double submit waits here, then finds the first one's judgment.
-        locked = (
-            Assignment.objects.select_for_update(of=("self",))
-            .select_related("project", "item")
-            .filter(pk=assignment.pk, annotator=annotator)
-            .first()
-        )
+    # `assignment_for_user(lock=True)` already locked it in the caller's transaction:
+    # no second lock, and no savepoint (an error rolls the caller's transaction back).
+    locked_by_caller = getattr(assignment, "locked", False) and connection.in_atomic_block
+    with transaction.atomic(savepoint=not locked_by_caller):
+        if locked_by_caller:
+            locked = assignment if assignment.annotator_id == annotator.pk else None
+        else:
+            # Lock the assignment: a double submit waits here, then finds the first one's judgment.
+            locked = (
+                Assignment.objects.select_for_update(of=("self",))
+                .select_related("project", "item")
+                .filter(pk=assignment.pk, annotator=annotator)
+                .first()
+            )
         if locked is None:
             raise NotFound("No such assignment.")
-        # A fresh statement after the lock: a join in the locking query would read the
-        # judgment as of before the wait, and a double submit would insert it twice.
-        existing = Judgment.objects.filter(assignment=locked).first()
-        if existing is not None:
-            return existing, False
+        # The locked row is the latest committed version (PostgreSQL re-reads a row it
+        # waited for), and a judgment is only ever stored together with its assignment
+        # turning `submitted`, which no other state follows: so only a submitted
+        # assignment can have one, and it is read in a fresh statement after the lock.
+        if locked.state == Assignment.State.SUBMITTED:
+            existing = Judgment.objects.filter(assignment=locked).first()
+            if existing is not None:
+                return existing, False
         if locked.state == Assignment.State.SKIPPED:
             raise Conflict("You skipped this item, so it cannot be judged any more.")
         if locked.item.withdrawn_at is not None:
@@ -115,7 +124,7 @@ def judgment_submit(
         validated = ranking_validate(ranking=ranking, shown_order=locked.shown_order)
         details = _details(locked.project, locked.shown_order, validated, strength, both_bad, rationale, criteria)
         released = locked.state == Assignment.State.EXPIRED
-        judgment = Judgment.objects.create(
+        judgment = Judgment(
             assignment=locked,
             project_id=locked.project_id,
             item_id=locked.item_id,
@@ -126,26 +135,52 @@ def judgment_submit(
             visible_seconds=_seconds(visible_seconds),
             late=released or locked.expires_at < now,
         )
-        Assignment.objects.filter(pk=locked.pk).update(state=Assignment.State.SUBMITTED, finished_at=now)
+        finished = [
+            Assignment.State.SUBMITTED,
+            sql.prep(Assignment, "finished_at", now),
+            sql.prep(Assignment, "id", locked.pk),
+        ]
         # The lease becomes a vote. A late submit's lease was already released, so it
         # takes a slot again: stored, never lost, even if that overshoots the target.
-        _count_vote(locked, released=released)
+        if connection.vendor == "postgresql" and not locked.project.adaptive:
+            # One statement: count the vote, close the lease, store the judgment. The
+            # judgment's foreign key checks run at the end of the statement, after the
+            # item row is locked by its update (see below for why that order matters).
+            sql.insert(
+                judgment,
+                before=f"WITH vote AS ({_VOTE_SQL} RETURNING id), lease AS ({_FINISH_SQL} RETURNING id)",
+                before_params=[1 if released else 0, True, locked.item_id, *finished],
+            )
+            return judgment, True
+        # The item row is locked (updated) before the judgment is inserted: the insert's
+        # foreign key check takes a share lock on it, and upgrading that lock while a
+        # claim waits for the same row deadlocks.
+        item = _count_vote(locked, released=released)
+        sql.insert(judgment)
+        sql.execute(_FINISH_SQL, finished)
+        if item is not None:
+            _settle(item, locked.project)
         return judgment, True
 
 
-def _count_vote(assignment: Assignment, *, released: bool) -> None:
+_VOTE_SQL = (
+    "UPDATE labeling_item SET votes = votes + 1, filled = filled + %s,"
+    " is_complete = CASE WHEN votes >= target - 1 THEN %s ELSE is_complete END WHERE id = %s"
+)
+_FINISH_SQL = "UPDATE labeling_assignment SET state = %s, finished_at = %s WHERE id = %s"
+
+
+def _count_vote(assignment: Assignment, *, released: bool) -> Item | None:
     """Add the vote to the item's counters and settle whether the item is complete.
 
     The item row is locked so that concurrent submits on one item settle in turn.
+    Under adaptive overlap the locked item is returned, counted but not yet settled:
+    `_settle` does that once the judgment is stored.
     """
     project = assignment.project
     if not project.adaptive:
-        Item.objects.filter(pk=assignment.item_id).update(
-            votes=F("votes") + 1,
-            filled=F("filled") + (1 if released else 0),
-            is_complete=Case(When(votes__gte=F("target") - 1, then=Value(True)), default=F("is_complete")),
-        )
-        return
+        sql.execute(_VOTE_SQL, [1 if released else 0, True, assignment.item_id])
+        return None
     item = (
         Item.objects.select_for_update()
         .only("id", "votes", "filled", "target", "is_complete")
@@ -153,6 +188,11 @@ def _count_vote(assignment: Assignment, *, released: bool) -> None:
     )
     item.votes += 1
     item.filled += 1 if released else 0
+    return item
+
+
+def _settle(item: Item, project: Project) -> None:
+    """Adaptive overlap: with the new judgment stored, is the item complete, or how many votes should it get?"""
     if item.votes >= item.target and not item.is_complete:
         rankings = list(Judgment.objects.filter(item_id=item.pk).values_list("ranking", flat=True))
         item.is_complete, item.target = adaptive_settle(
