@@ -19,5 +19,9 @@ class Conflict(DomainError):
     status = 409
 
 
+class ItemWithdrawn(Conflict):
+    """The item was withdrawn by a manager while it was being judged: nothing to fix, move on."""
+
+
 class InvalidInput(DomainError):
     status = 400

@@ -9,7 +9,7 @@ from django.utils import timezone
 from labeling.models import Assignment, Item, Judgment, JudgmentRevision, Project
 from labeling.services import sql
 from labeling.services.criteria import criteria_answers_validate
-from labeling.services.errors import Conflict, InvalidInput, NotFound
+from labeling.services.errors import Conflict, InvalidInput, ItemWithdrawn, NotFound
 from labeling.services.text import text_checked
 
 Ranking = list[list[int]]
@@ -120,7 +120,7 @@ def judgment_submit(
         if locked.state == Assignment.State.SKIPPED:
             raise Conflict("You skipped this item, so it cannot be judged any more.")
         if locked.item.withdrawn_at is not None:
-            raise Conflict("This item was withdrawn by a manager; your answer was not needed. Moving on.")
+            raise ItemWithdrawn("This item was withdrawn by a manager; your answer was not needed. Moving on.")
         validated = ranking_validate(ranking=ranking, shown_order=locked.shown_order)
         details = _details(locked.project, locked.shown_order, validated, strength, both_bad, rationale, criteria)
         released = locked.state == Assignment.State.EXPIRED

@@ -12,7 +12,7 @@ from labeling.forms import criteria_from_post, judgment_from_post
 from labeling.models import Assignment, Judgment, Project
 from labeling.rendering import render_diff
 from labeling.services.assignment import assignment_next, assignment_prefetch, assignment_skip
-from labeling.services.errors import DomainError
+from labeling.services.errors import DomainError, ItemWithdrawn
 from labeling.services.judgments import judgment_revise, judgment_submit, judgments_history
 from labeling.services.progress import annotator_progress
 from labeling.views.manage.common import HtmxHttpRequest
@@ -123,12 +123,9 @@ def judge(request: HtmxHttpRequest, slug: str, assignment_id: str) -> HttpRespon
             visible_seconds=request.POST.get("visible_seconds"),
             **fields,
         )
+    except ItemWithdrawn as error:  # nothing to fix on a withdrawn item: say so and move on to the next one
+        return _render(request, project, assignment_next(project=project, annotator=request.user), notice=error.message)
     except DomainError as error:
-        if assignment.item.withdrawn_at is not None:
-            # Nothing to fix on a withdrawn item: say so and move on to the next one.
-            return _render(
-                request, project, assignment_next(project=project, annotator=request.user), notice=error.message
-            )
         return _render(request, project, assignment, error=error.message, status=422)
     if not request.htmx:
         return redirect("annotate", slug=project.slug)
