@@ -54,13 +54,13 @@ class AggregateCounts:
     below_agreement: int = 0
 
 
-def item_pairs(judgments: list[dict]) -> dict[tuple[int, int], PairVotes]:
-    """Count, over an item's judgments, the wins and ties of each pair of responses."""
+def item_pairs(judgments: list[tuple[list[list[int]], int | None]]) -> dict[tuple[int, int], PairVotes]:
+    """Count, over an item's judgments (ranking, strength), the wins and ties of each pair of responses."""
     pairs: dict[tuple[int, int], PairVotes] = {}
-    for judgment in judgments:
-        strength = judgment.get("strength") or 1
-        place = {pk: index for index, group in enumerate(judgment["ranking"]) for pk in group}
-        for better, worse, tied in pair_outcomes(judgment["ranking"]):
+    for ranking, strength in judgments:
+        strength = strength or 1
+        place = {pk: index for index, group in enumerate(ranking) for pk in group}
+        for better, worse, tied in pair_outcomes(ranking):
             low, high = min(better, worse), max(better, worse)
             votes = pairs.setdefault((low, high), PairVotes(low, high))
             if tied:
@@ -78,7 +78,6 @@ def item_pairs(judgments: list[dict]) -> dict[tuple[int, int], PairVotes]:
 
 def aggregate(
     pairs: dict[tuple[int, int], PairVotes],
-    judgments: list[dict],
     *,
     policy: str,
     min_agreement: float | None,
@@ -93,7 +92,7 @@ def aggregate(
     for votes in pairs.values():
         counts.pairs += 1
         if policy == "all":
-            preferences.extend(_every_vote(votes, judgments))
+            preferences.extend(_every_vote(votes))
             continue
         winner_wins = max(votes.wins_low, votes.wins_high)
         if votes.ties and votes.ties >= winner_wins:
@@ -116,7 +115,7 @@ def aggregate(
     return preferences
 
 
-def _every_vote(votes: PairVotes, judgments: list[dict]) -> list[Preference]:
+def _every_vote(votes: PairVotes) -> list[Preference]:
     result = []
     for winner, wins, strengths, gaps in (
         (votes.low, votes.wins_low, votes.strengths_low, votes.gaps_low),
