@@ -36,6 +36,9 @@ PAIRWISE = {
         (1, [[1], [0]], None, {"rationale": "plain ünïcode ✓", "late": True}),
     ],
     "gold": [(0, [[0], [1]], 1, {}), (1, [[0], [1]], 1, {})],
+    "single": [(0, [[1], [0]], 3, {})],
+    "single-tie": [(1, [[0, 1]], None, {})],
+    "single-plain": [(2, [[0], [1]], None, {"criteria": {"z": [1, 2], "b": None}})],
 }
 RANKING = {
     "four": [
@@ -45,6 +48,8 @@ RANKING = {
     ],
     "three": [(0, [[2], [1], [0]], 2, {}), (1, [[2], [0, 1]], 2, {})],
     "tied": [(0, [[0, 1, 2]], None, {}), (1, [[0], [1, 2]], 1, {})],
+    "single": [(0, [[2], [0], [1]], 2, {})],
+    "single-pair": [(1, [[1], [0]], None, {})],
 }
 PROMPTS = {
     "formula": [
