@@ -18,7 +18,7 @@ import pyarrow as pa
 from labeling.models import Project
 from labeling.services.errors import InvalidInput
 from labeling.services.exporting import reading, styles
-from labeling.services.exporting.aggregate import POLICIES, AggregateCounts, aggregate, item_pairs
+from labeling.services.exporting.aggregate import POLICIES, AggregateCounts, aggregate, item_pairs, one_vote
 from labeling.services.exporting.card import dataset_card
 from labeling.services.exporting.columns import Columns, Text
 from labeling.services.exporting.reading import annotator_pseudonym
@@ -156,10 +156,7 @@ def _rows_for_batch(project, batch: reading.Batch, options, report, test_items, 
             for judgment in judgments:
                 _add_raw(target, project, external_id, judgment, batch.responses)
             continue
-        pairs = item_pairs([(judgment[0], judgment[1]) for judgment in judgments])
-        preferences = aggregate(
-            pairs, policy=options.aggregate, min_agreement=options.min_agreement, counts=report.counts
-        )
+        preferences = _preferences(judgments, options, report.counts)
         if not preferences:
             continue
         prompt = text.prompt(prompt_messages)
@@ -187,6 +184,15 @@ def _rows_for_batch(project, batch: reading.Batch, options, report, test_items, 
             if options.margin:
                 target["margin"].append(preference.margin)
     return columns
+
+
+def _preferences(judgments: list[tuple], options: ExportOptions, counts: AggregateCounts) -> list:
+    if len(judgments) == 1:
+        single = one_vote(judgments[0][0], judgments[0][1], counts)
+        if single is not None:
+            return [single]
+    pairs = item_pairs([(judgment[0], judgment[1]) for judgment in judgments])
+    return aggregate(pairs, policy=options.aggregate, min_agreement=options.min_agreement, counts=counts)
 
 
 def _add_common(target: Columns, external_id: str, preference) -> None:

@@ -115,6 +115,19 @@ def aggregate(
     return preferences
 
 
+def one_vote(ranking: list[list[int]], strength: int | None, counts: AggregateCounts) -> Preference | None:
+    """An item's only judgment, when it strictly orders two responses: the preference every policy gives.
+
+    The common case (overlap 1, pairwise) without the general per-pair bookkeeping: one
+    vote, agreement 1, neighbours; None when the general path must decide.
+    """
+    if len(ranking) != 2 or len(ranking[0]) != 1 or len(ranking[1]) != 1 or ranking[0][0] == ranking[1][0]:
+        return None
+    counts.pairs += 1
+    counts.exported += 1
+    return Preference(ranking[0][0], ranking[1][0], 1, 1.0, _margin(1.0, [strength or 1]), 1)
+
+
 def _every_vote(votes: PairVotes) -> list[Preference]:
     result = []
     for winner, wins, strengths, gaps in (
