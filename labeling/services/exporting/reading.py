@@ -66,12 +66,11 @@ def test_items(*, project: Project, include_gold: bool, test_size: float, seed: 
 
 def judgment_batches(*, project: Project, raw: bool, include_gold: bool, size: int = ITEM_BATCH):
     """Yield a `Batch` for every `size` judged items, in item order and, per item, in submit order."""
-    rows = (
-        judgments(project=project, include_gold=include_gold)
-        .order_by("item_id", "created_at")
-        .values_list(*(RAW_FIELDS if raw else PAIR_FIELDS))
-        .iterator(chunk_size=CURSOR_CHUNK)
-    )
+    ordered = judgments(project=project, include_gold=include_gold).order_by("item_id", "created_at")
+    if raw:
+        rows = ordered.values_list(*RAW_FIELDS).iterator(chunk_size=CURSOR_CHUNK)
+    else:
+        rows = _pair_rows(ordered.values_list(*PAIR_FIELDS))
     grouped: list[tuple[int, list[tuple]]] = []
     current = None
     for row in rows:
@@ -84,6 +83,16 @@ def judgment_batches(*, project: Project, raw: bool, include_gold: bool, size: i
         grouped[-1][1].append(row[1:])
     if grouped:
         yield _batch(grouped)
+
+
+def _pair_rows(query):
+    """(item id, ranking, strength) through a server-side cursor on the ORM's SQL, without per-row converters."""
+    sql, params = query.query.sql_with_params()
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while chunk := cursor.fetchmany(CURSOR_CHUNK):
+            for item_id, ranking, strength in chunk:
+                yield item_id, _json(ranking), strength
 
 
 def _batch(grouped: list[tuple[int, list[tuple]]]) -> Batch:
