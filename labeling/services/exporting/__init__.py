@@ -130,6 +130,7 @@ def _stream(project, options, report, test_items, features, splits, folder: Path
     """
     schema = features.arrow_schema
     paths = {split: folder / f"{split}.arrow" for split in splits}
+    written = {split: [0, 0] for split in splits}  # rows, bytes
     with ExitStack() as stack:
         writers = {split: stack.enter_context(pa.ipc.new_stream(str(path), schema)) for split, path in paths.items()}
         for batch in reading.judgment_batches(
@@ -137,14 +138,33 @@ def _stream(project, options, report, test_items, features, splits, folder: Path
         ):
             for split, columns in _rows_for_batch(project, batch, options, report, test_items, features).items():
                 if columns.rows:
-                    writers[split].write_batch(columns.record_batch(schema))
+                    record_batch = columns.record_batch(schema)
+                    writers[split].write_batch(record_batch)
+                    written[split][0] += record_batch.num_rows
+                    written[split][1] += record_batch.nbytes
     return datasets.DatasetDict(
         {
-            split: datasets.Dataset.from_file(
-                str(path), info=datasets.DatasetInfo(features=features.copy()), split=split
-            )
+            split: datasets.Dataset.from_file(str(path), info=_info(features, split, *written[split]), split=split)
             for split, path in paths.items()
         }
+    )
+
+
+def _info(features: datasets.Features, split: str, rows: int, size: int) -> datasets.DatasetInfo:
+    """What `Dataset.from_generator` recorded in dataset_info.json before, so no key goes missing."""
+    return datasets.DatasetInfo(
+        features=features.copy(),
+        builder_name="generator",
+        dataset_name="generator",
+        config_name="default",
+        version="0.0.0",
+        download_size=0,
+        dataset_size=size,
+        size_in_bytes=size,
+        splits=datasets.SplitDict(
+            {split: datasets.SplitInfo(name=split, num_bytes=size, num_examples=rows, dataset_name="generator")},
+            dataset_name="generator",
+        ),
     )
 
 

@@ -64,8 +64,9 @@ def test_items(*, project: Project, include_gold: bool, test_size: float, seed: 
     return set(item_ids[:count])
 
 
-def judgment_batches(*, project: Project, raw: bool, include_gold: bool, size: int = ITEM_BATCH):
+def judgment_batches(*, project: Project, raw: bool, include_gold: bool, size: int | None = None):
     """Yield a `Batch` for every `size` judged items, in item order and, per item, in submit order."""
+    size = size or ITEM_BATCH
     ordered = judgments(project=project, include_gold=include_gold).order_by("item_id", "created_at")
     if raw:
         rows = ordered.values_list(*RAW_FIELDS).iterator(chunk_size=CURSOR_CHUNK)
