@@ -54,13 +54,13 @@ class AggregateCounts:
     below_agreement: int = 0
 
 
-def item_pairs(judgments: list[dict]) -> dict[tuple[int, int], PairVotes]:
-    """Count, over an item's judgments, the wins and ties of each pair of responses."""
+def item_pairs(judgments: list[tuple[list[list[int]], int | None]]) -> dict[tuple[int, int], PairVotes]:
+    """Count, over an item's judgments (ranking, strength), the wins and ties of each pair of responses."""
     pairs: dict[tuple[int, int], PairVotes] = {}
-    for judgment in judgments:
-        strength = judgment.get("strength") or 1
-        place = {pk: index for index, group in enumerate(judgment["ranking"]) for pk in group}
-        for better, worse, tied in pair_outcomes(judgment["ranking"]):
+    for ranking, strength in judgments:
+        strength = strength or 1
+        place = {pk: index for index, group in enumerate(ranking) for pk in group}
+        for better, worse, tied in pair_outcomes(ranking):
             low, high = min(better, worse), max(better, worse)
             votes = pairs.setdefault((low, high), PairVotes(low, high))
             if tied:
@@ -78,7 +78,6 @@ def item_pairs(judgments: list[dict]) -> dict[tuple[int, int], PairVotes]:
 
 def aggregate(
     pairs: dict[tuple[int, int], PairVotes],
-    judgments: list[dict],
     *,
     policy: str,
     min_agreement: float | None,
@@ -93,7 +92,7 @@ def aggregate(
     for votes in pairs.values():
         counts.pairs += 1
         if policy == "all":
-            preferences.extend(_every_vote(votes, judgments))
+            preferences.extend(_every_vote(votes))
             continue
         winner_wins = max(votes.wins_low, votes.wins_high)
         if votes.ties and votes.ties >= winner_wins:
@@ -116,7 +115,20 @@ def aggregate(
     return preferences
 
 
-def _every_vote(votes: PairVotes, judgments: list[dict]) -> list[Preference]:
+def one_vote(ranking: list[list[int]], strength: int | None, counts: AggregateCounts) -> Preference | None:
+    """An item's only judgment, when it strictly orders two responses: the preference every policy gives.
+
+    The common case (overlap 1, pairwise) without the general per-pair bookkeeping: one
+    vote, agreement 1, neighbours; None when the general path must decide.
+    """
+    if len(ranking) != 2 or len(ranking[0]) != 1 or len(ranking[1]) != 1 or ranking[0][0] == ranking[1][0]:
+        return None
+    counts.pairs += 1
+    counts.exported += 1
+    return Preference(ranking[0][0], ranking[1][0], 1, 1.0, _margin(1.0, [strength or 1]), 1)
+
+
+def _every_vote(votes: PairVotes) -> list[Preference]:
     result = []
     for winner, wins, strengths, gaps in (
         (votes.low, votes.wins_low, votes.strengths_low, votes.gaps_low),

@@ -1,0 +1,66 @@
+"""The columnar write path's own promises: what datasets records beside the rows, the garbage
+collector handed back, empty splits, and batches that cut through a project."""
+
+import gc
+import json
+
+import datasets
+import pytest
+
+from labeling.services.errors import InvalidInput
+from labeling.services.exporting import ExportOptions, preferences_export, reading
+from tests.services.test_exporting_golden import CASES, GOLDEN, build, snapshot
+from tests.services.test_exporting_golden import PAIRWISE as PLAN
+
+
+@pytest.fixture
+def judged(db):
+    return build("columnar", "pairwise", PLAN)
+
+
+def test_dataset_info_keeps_the_keys_from_generator_wrote(judged, tmp_path):
+    project, _ = judged
+    preferences_export(project=project, out_dir=tmp_path / "out", options=ExportOptions(test_size=0.4, seed=7))
+
+    for split in ("train", "test"):
+        info = json.loads((tmp_path / "out" / split / "dataset_info.json").read_text())
+        assert (info["builder_name"], info["config_name"], info["version"]["version_str"]) == (
+            "generator",
+            "default",
+            "0.0.0",
+        )
+        rows = datasets.load_from_disk(str(tmp_path / "out" / split)).num_rows
+        assert info["splits"][split]["num_examples"] == rows
+        assert info["dataset_size"] == info["splits"][split]["num_bytes"] > 0
+
+
+def test_the_garbage_collector_gets_every_object_back(judged, tmp_path):
+    project, _ = judged
+    frozen = gc.get_freeze_count()
+
+    preferences_export(project=project, out_dir=tmp_path / "ok")
+    with pytest.raises(InvalidInput):
+        preferences_export(project=project, out_dir=tmp_path / "ok")
+
+    assert gc.get_freeze_count() == frozen
+
+
+def test_batches_of_one_item_give_the_same_rows(judged, tmp_path, monkeypatch):
+    project, names = judged
+    monkeypatch.setattr(reading, "ITEM_BATCH", 1)
+    monkeypatch.setattr(reading, "CURSOR_CHUNK", 2)
+    expected = json.loads(GOLDEN.read_text())
+
+    for case in ("default-all-margin", "raw-gold-test-split", "unpaired"):
+        got = snapshot(project, names, tmp_path / case, CASES[case][1])
+        assert json.loads(json.dumps(got, sort_keys=True)) == expected[case], case
+
+
+def test_a_project_without_judgments_writes_empty_splits_with_every_column(db, tmp_path):
+    project, _ = build("empty", "pairwise", {})
+
+    report = preferences_export(project=project, out_dir=tmp_path / "out", options=ExportOptions(config="raw"))
+
+    assert report.rows == {"train": 0}
+    train = datasets.load_from_disk(str(tmp_path / "out"))["train"]
+    assert train.num_rows == 0 and "shown_order" in train.column_names
