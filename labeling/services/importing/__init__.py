@@ -11,10 +11,11 @@ from pathlib import Path
 
 from django.db import transaction
 
-from labeling.models import Item, Project, Response
+from labeling.models import Item, Project
 from labeling.services.errors import InvalidInput
 from labeling.services.importing.readers import BATCH_ROWS, RowError, read_rows
 from labeling.services.importing.shapes import NormalizedItem, RowInvalid, detect_shape, normalize
+from labeling.services.importing.writer import items_write
 
 __all__ = ["ImportRejected", "ImportReport", "items_import"]
 
@@ -138,23 +139,4 @@ def _write_batch(project: Project, batch: list[NormalizedItem], report: ImportRe
     report.imported += len(fresh)
     if not write or not fresh:
         return
-    items = Item.objects.bulk_create(
-        Item(
-            project=project,
-            external_id=entry.external_id,
-            prompt=entry.prompt,
-            metadata=entry.metadata,
-            reference=entry.reference,
-            is_gold=entry.gold_answer is not None,
-            gold_answer=entry.gold_answer,
-            target=project.initial_target,
-        )
-        for entry in fresh
-    )
-    Response.objects.bulk_create(
-        Response(
-            item=item, position=position, model=response.model, content=response.content, metadata=response.metadata
-        )
-        for item, entry in zip(items, fresh, strict=True)
-        for position, response in enumerate(entry.responses)
-    )
+    items_write(project=project, items=fresh)

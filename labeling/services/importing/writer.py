@@ -1,0 +1,143 @@
+"""Write a batch of new items and their responses with plain SQL: the import's hot path.
+
+`bulk_create` spent 80 % of an import building model instances and preparing values
+one at a time. These functions write the same rows Django would: every concrete
+column, the fields' Python defaults, `auto_now_add` timestamps, JSON as `json.dumps`
+text and `None` as SQL NULL (a test compares them with rows saved through the ORM).
+They run inside the import's transaction, so a failure anywhere leaves nothing.
+"""
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.db import connection, models
+from django.utils import timezone
+
+from labeling.models import Item, Project, Response
+from labeling.services.importing.shapes import NormalizedItem
+
+__all__ = ["items_write"]
+
+# Columns each row sets itself; every other concrete column takes its field's default.
+_ITEM_OWN = ("id", "project_id", "external_id", "prompt", "metadata", "reference", "is_gold", "gold_answer", "target")
+_RESPONSE_OWN = ("id", "item_id", "position", "model", "content", "metadata")
+
+
+def items_write(*, project: Project, items: Sequence[NormalizedItem]) -> None:
+    """Insert `items` (none of them in the project yet) and their responses, ids in file order."""
+    if not items:
+        return
+    now = timezone.now()
+    item_defaults = _defaults(Item, _ITEM_OWN, now)
+    response_defaults = _defaults(Response, _RESPONSE_OWN, now)
+    item_columns = _ITEM_OWN + tuple(item_defaults)
+    response_columns = _RESPONSE_OWN + tuple(response_defaults)
+    item_extra, response_extra = tuple(item_defaults.values()), tuple(response_defaults.values())
+    count = sum(len(item.responses) for item in items)
+    write = _write_postgresql if connection.vendor == "postgresql" else _write_sqlite
+    write(project, items, count, item_columns, item_extra, response_columns, response_extra)
+
+
+def _item_rows(project: Project, items, item_ids, extra):
+    project_id, target = project.pk, project.initial_target
+    for item_id, item in zip(item_ids, items, strict=True):
+        yield (
+            item_id,
+            project_id,
+            item.external_id,
+            json.dumps(item.prompt),
+            _json_object(item.metadata),
+            None if item.reference is None else json.dumps(item.reference),
+            item.gold_answer is not None,
+            None if item.gold_answer is None else json.dumps(item.gold_answer),
+            target,
+            *extra,
+        )
+
+
+def _response_rows(items, item_ids, response_ids, extra):
+    next_id = iter(response_ids)
+    for item_id, item in zip(item_ids, items, strict=True):
+        for position, response in enumerate(item.responses):
+            yield (next(next_id), item_id, position, response.model, response.content, _json_object(response.metadata),
+                   *extra)  # fmt: skip
+
+
+def _write_postgresql(project, items, count, item_columns, item_extra, response_columns, response_extra) -> None:
+    with connection.cursor() as wrapper:
+        cursor = wrapper.cursor  # psycopg's own cursor: COPY is not part of the DB-API
+        item_ids = _reserve_postgresql(cursor, Item, len(items))
+        response_ids = _reserve_postgresql(cursor, Response, count)
+        with cursor.copy(_copy_sql(Item, item_columns)) as copy:
+            for row in _item_rows(project, items, item_ids, item_extra):
+                copy.write_row(row)
+        with cursor.copy(_copy_sql(Response, response_columns)) as copy:
+            for row in _response_rows(items, item_ids, response_ids, response_extra):
+                copy.write_row(row)
+
+
+def _reserve_postgresql(cursor, model, count: int) -> list[int]:
+    """`count` ids from the table's sequence, so that later inserts never collide with ours."""
+    cursor.execute(
+        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [model._meta.db_table, count]
+    )
+    return [row[0] for row in cursor.fetchall()]
+
+
+def _copy_sql(model, columns) -> str:
+    quote = connection.ops.quote_name
+    return f"COPY {quote(model._meta.db_table)} ({', '.join(map(quote, columns))}) FROM STDIN"
+
+
+def _write_sqlite(project, items, count, item_columns, item_extra, response_columns, response_extra) -> None:
+    # The import's transaction is IMMEDIATE (settings), so it holds the write lock
+    # from its start: no other writer can take the ids that follow the largest one.
+    with connection.cursor() as cursor:
+        first_item = _next_id_sqlite(cursor, Item)
+        item_ids = range(first_item, first_item + len(items))
+        first_response = _next_id_sqlite(cursor, Response)
+        response_ids = range(first_response, first_response + count)
+        cursor.executemany(_insert_sql(Item, item_columns), _item_rows(project, items, item_ids, item_extra))
+        cursor.executemany(
+            _insert_sql(Response, response_columns), _response_rows(items, item_ids, response_ids, response_extra)
+        )
+
+
+def _next_id_sqlite(cursor, model) -> int:
+    """The id after both the largest in the table and the largest AUTOINCREMENT ever gave out."""
+    table = model._meta.db_table
+    cursor.execute(
+        f"SELECT MAX(COALESCE((SELECT MAX(id) FROM {connection.ops.quote_name(table)}), 0), "  # noqa: S608 - names from the model
+        "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = %s), 0))",
+        [table],
+    )
+    return cursor.fetchone()[0] + 1
+
+
+def _insert_sql(model, columns) -> str:
+    quote = connection.ops.quote_name
+    placeholders = ", ".join(["%s"] * len(columns))
+    table, names = quote(model._meta.db_table), ", ".join(map(quote, columns))
+    return f"INSERT INTO {table} ({names}) VALUES ({placeholders})"  # noqa: S608 - names from the model
+
+
+def _defaults(model, own: tuple[str, ...], now: datetime) -> dict[str, object]:
+    """Database values of the columns a row does not set: what `Model(...)` and `save()` would store."""
+    values = {}
+    for field in model._meta.concrete_fields:
+        if field.column in own:
+            continue
+        if isinstance(field, models.DateTimeField) and (field.auto_now or field.auto_now_add):
+            value = now
+        else:
+            value = field.get_default()
+        if isinstance(field, models.JSONField):
+            values[field.column] = None if value is None else json.dumps(value)
+        else:
+            values[field.column] = field.get_db_prep_save(value, connection)
+    return values
+
+
+def _json_object(value: dict) -> str:
+    return json.dumps(value) if value else "{}"
