@@ -11,11 +11,11 @@ from pathlib import Path
 
 from django.db import transaction
 
-from labeling.models import Item, Project
+from labeling.models import Project
 from labeling.services.errors import InvalidInput
 from labeling.services.importing.readers import BATCH_ROWS, RowError, read_rows
 from labeling.services.importing.shapes import NormalizedItem, RowInvalid, detect_shape, normalize
-from labeling.services.importing.writer import items_write
+from labeling.services.importing.writer import existing_external_ids, items_write
 
 __all__ = ["ImportRejected", "ImportReport", "items_import"]
 
@@ -129,11 +129,7 @@ def _normalize_row(number: int, row: dict | RowError, report: ImportReport) -> l
 def _write_batch(project: Project, batch: list[NormalizedItem], report: ImportReport, *, write: bool) -> None:
     if not batch:
         return
-    existing = set(
-        Item.objects.filter(project=project, external_id__in=[item.external_id for item in batch]).values_list(
-            "external_id", flat=True
-        )
-    )
+    existing = existing_external_ids(project=project, external_ids=[item.external_id for item in batch])
     fresh = [item for item in batch if item.external_id not in existing]
     report.skipped_existing += len(batch) - len(fresh)
     report.imported += len(fresh)

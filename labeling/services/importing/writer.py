@@ -17,11 +17,27 @@ from django.utils import timezone
 from labeling.models import Item, Project, Response
 from labeling.services.importing.shapes import NormalizedItem
 
-__all__ = ["items_write"]
+__all__ = ["existing_external_ids", "items_write"]
 
 # Columns each row sets itself; every other concrete column takes its field's default.
+# Responses take their ids from the database (nothing refers to them during an import);
+# items need theirs beforehand, for their responses' item_id.
 _ITEM_OWN = ("id", "project_id", "external_id", "prompt", "metadata", "reference", "is_gold", "gold_answer", "target")
-_RESPONSE_OWN = ("id", "item_id", "position", "model", "content", "metadata")
+_RESPONSE_OWN = ("item_id", "position", "model", "content", "metadata")
+
+
+def existing_external_ids(*, project: Project, external_ids: list[str]) -> set[str]:
+    """Which of `external_ids` the project already holds (one query, one array parameter on PostgreSQL)."""
+    if not external_ids:
+        return set()
+    table = connection.ops.quote_name(Item._meta.db_table)
+    if connection.vendor == "postgresql":
+        where, params = "external_id = ANY(%s)", [project.pk, external_ids]
+    else:
+        where, params = f"external_id IN ({', '.join(['%s'] * len(external_ids))})", [project.pk, *external_ids]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT external_id FROM {table} WHERE project_id = %s AND {where}", params)  # noqa: S608
+        return {row[0] for row in cursor.fetchall()}
 
 
 def items_write(*, project: Project, items: Sequence[NormalizedItem]) -> None:
@@ -34,9 +50,8 @@ def items_write(*, project: Project, items: Sequence[NormalizedItem]) -> None:
     item_columns = _ITEM_OWN + tuple(item_defaults)
     response_columns = _RESPONSE_OWN + tuple(response_defaults)
     item_extra, response_extra = tuple(item_defaults.values()), tuple(response_defaults.values())
-    count = sum(len(item.responses) for item in items)
     write = _write_postgresql if connection.vendor == "postgresql" else _write_sqlite
-    write(project, items, count, item_columns, item_extra, response_columns, response_extra)
+    write(project, items, item_columns, item_extra, response_columns, response_extra)
 
 
 def _item_rows(project: Project, items, item_ids, extra):
@@ -56,33 +71,31 @@ def _item_rows(project: Project, items, item_ids, extra):
         )
 
 
-def _response_rows(items, item_ids, response_ids, extra):
-    next_id = iter(response_ids)
+def _response_rows(items, item_ids, extra):
     for item_id, item in zip(item_ids, items, strict=True):
         for position, response in enumerate(item.responses):
-            yield (next(next_id), item_id, position, response.model, response.content, _json_object(response.metadata),
-                   *extra)  # fmt: skip
+            yield (item_id, position, response.model, response.content, _json_object(response.metadata), *extra)
 
 
-def _write_postgresql(project, items, count, item_columns, item_extra, response_columns, response_extra) -> None:
+def _write_postgresql(project, items, item_columns, item_extra, response_columns, response_extra) -> None:
     with connection.cursor() as wrapper:
         cursor = wrapper.cursor  # psycopg's own cursor: COPY is not part of the DB-API
         item_ids = _reserve_postgresql(cursor, Item, len(items))
-        response_ids = _reserve_postgresql(cursor, Response, count)
         with cursor.copy(_copy_sql(Item, item_columns)) as copy:
             for row in _item_rows(project, items, item_ids, item_extra):
                 copy.write_row(row)
         with cursor.copy(_copy_sql(Response, response_columns)) as copy:
-            for row in _response_rows(items, item_ids, response_ids, response_extra):
+            for row in _response_rows(items, item_ids, response_extra):
                 copy.write_row(row)
 
 
 def _reserve_postgresql(cursor, model, count: int) -> list[int]:
     """`count` ids from the table's sequence, so that later inserts never collide with ours."""
     cursor.execute(
-        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [model._meta.db_table, count]
+        "SELECT array_agg(nextval(pg_get_serial_sequence(%s, 'id'))) FROM generate_series(1, %s)",
+        [model._meta.db_table, count],
     )
-    return [row[0] for row in cursor.fetchall()]
+    return cursor.fetchone()[0]
 
 
 def _copy_sql(model, columns) -> str:
@@ -90,18 +103,14 @@ def _copy_sql(model, columns) -> str:
     return f"COPY {quote(model._meta.db_table)} ({', '.join(map(quote, columns))}) FROM STDIN"
 
 
-def _write_sqlite(project, items, count, item_columns, item_extra, response_columns, response_extra) -> None:
+def _write_sqlite(project, items, item_columns, item_extra, response_columns, response_extra) -> None:
     # The import's transaction is IMMEDIATE (settings), so it holds the write lock
     # from its start: no other writer can take the ids that follow the largest one.
     with connection.cursor() as cursor:
         first_item = _next_id_sqlite(cursor, Item)
         item_ids = range(first_item, first_item + len(items))
-        first_response = _next_id_sqlite(cursor, Response)
-        response_ids = range(first_response, first_response + count)
         cursor.executemany(_insert_sql(Item, item_columns), _item_rows(project, items, item_ids, item_extra))
-        cursor.executemany(
-            _insert_sql(Response, response_columns), _response_rows(items, item_ids, response_ids, response_extra)
-        )
+        cursor.executemany(_insert_sql(Response, response_columns), _response_rows(items, item_ids, response_extra))
 
 
 def _next_id_sqlite(cursor, model) -> int:
@@ -123,10 +132,11 @@ def _insert_sql(model, columns) -> str:
 
 
 def _defaults(model, own: tuple[str, ...], now: datetime) -> dict[str, object]:
-    """Database values of the columns a row does not set: what `Model(...)` and `save()` would store."""
+    """Database values of the columns a row does not set: what `Model(...)` and `save()` would store
+    (a primary key a row does not set is the database's to give)."""
     values = {}
     for field in model._meta.concrete_fields:
-        if field.column in own:
+        if field.column in own or field.primary_key:
             continue
         if isinstance(field, models.DateTimeField) and (field.auto_now or field.auto_now_add):
             value = now
