@@ -109,13 +109,27 @@ def _import_rows(project, rows, report: ImportReport, skip_invalid: bool, progre
         progress(report.rows)
 
 
+_shapes_seen: dict[tuple, str] = {}
+
+
+def _shape_of(row: dict) -> str:
+    """`detect_shape`, remembered by the row's columns in order: the rows of a file share them."""
+    columns = tuple(row)
+    shape = _shapes_seen.get(columns)
+    if shape is None:
+        shape = detect_shape(set(columns))
+        if len(_shapes_seen) < 256:  # a file whose every row has other columns cannot grow it without end
+            _shapes_seen[columns] = shape
+    return shape
+
+
 def _normalize_row(number: int, row: dict | RowError, report: ImportReport) -> list[NormalizedItem]:
     """The row's items (an OpenAssistant tree holds several), or none when it is invalid."""
     if isinstance(row, RowError):
         report.reject(number, row.reason)
         return []
     try:
-        shape = detect_shape(set(row))
+        shape = _shape_of(row)
         if report.shape is None:
             report.shape = shape
         elif shape != report.shape:
