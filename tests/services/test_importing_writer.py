@@ -3,7 +3,7 @@
 import datetime
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.utils import timezone
 
 from labeling.models import Item, Response
@@ -135,7 +135,7 @@ def test_a_database_error_in_a_later_batch_leaves_nothing(project, write_jsonl):
     taken = Item.objects.create(project=project, external_id="taken", prompt=[{"role": "user", "content": "Q?"}])
     Item.objects.filter(pk=taken.pk).update(id=taken.pk + BATCH_ROWS + 1)
 
-    with pytest.raises(Exception, match="labeling_item_pkey"):
+    with pytest.raises(IntegrityError, match="labeling_item_pkey"):
         items_import(project=project, path=path)
 
     assert list(Item.objects.values_list("external_id", flat=True)) == ["taken"]

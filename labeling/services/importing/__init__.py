@@ -15,7 +15,7 @@ from labeling.models import Project
 from labeling.services.errors import InvalidInput
 from labeling.services.importing.readers import BATCH_ROWS, RowError, read_rows
 from labeling.services.importing.shapes import NormalizedItem, RowInvalid, detect_shape, normalize
-from labeling.services.importing.writer import existing_external_ids, items_write
+from labeling.services.importing.writer import BatchWriter
 
 __all__ = ["ImportRejected", "ImportReport", "items_import"]
 
@@ -91,20 +91,22 @@ def items_import(
 def _import_rows(project, rows, report: ImportReport, skip_invalid: bool, progress, *, write: bool) -> None:
     seen: set[str] = set()
     batch: list[NormalizedItem] = []
-    for number, row in rows:
-        report.rows += 1
-        for item in _normalize_row(number, row, report):
-            if item.external_id in seen:
-                report.skipped_duplicate += 1
-            else:
-                seen.add(item.external_id)
-                batch.append(item)
-        if len(batch) >= BATCH_ROWS:
-            _write_batch(project, batch, report, write=write and not (report.rejected_count and not skip_invalid))
-            batch = []
-            if progress:
-                progress(report.rows)
-    _write_batch(project, batch, report, write=write and not (report.rejected_count and not skip_invalid))
+    with BatchWriter(project) as writer:
+        for number, row in rows:
+            report.rows += 1
+            for item in _normalize_row(number, row, report):
+                if item.external_id in seen:
+                    report.skipped_duplicate += 1
+                else:
+                    seen.add(item.external_id)
+                    batch.append(item)
+            if len(batch) >= BATCH_ROWS:
+                writer.wait()  # the callback may use the database, which serves one command at a time
+                if progress:
+                    progress(report.rows)
+                _write_batch(writer, batch, report, write=write and not (report.rejected_count and not skip_invalid))
+                batch = []
+        _write_batch(writer, batch, report, write=write and not (report.rejected_count and not skip_invalid))
     if progress:
         progress(report.rows)
 
@@ -140,13 +142,13 @@ def _normalize_row(number: int, row: dict | RowError, report: ImportReport) -> l
         return []
 
 
-def _write_batch(project: Project, batch: list[NormalizedItem], report: ImportReport, *, write: bool) -> None:
+def _write_batch(writer: BatchWriter, batch: list[NormalizedItem], report: ImportReport, *, write: bool) -> None:
     if not batch:
         return
-    existing = existing_external_ids(project=project, external_ids=[item.external_id for item in batch])
+    existing = writer.existing([item.external_id for item in batch])
     fresh = [item for item in batch if item.external_id not in existing]
     report.skipped_existing += len(batch) - len(fresh)
     report.imported += len(fresh)
     if not write or not fresh:
         return
-    items_write(project=project, items=fresh)
+    writer.write(fresh)

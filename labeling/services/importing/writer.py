@@ -9,6 +9,7 @@ They run inside the import's transaction, so a failure anywhere leaves nothing.
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 
 from django.db import connection, models
@@ -17,13 +18,65 @@ from django.utils import timezone
 from labeling.models import Item, Project, Response
 from labeling.services.importing.shapes import NormalizedItem
 
-__all__ = ["existing_external_ids", "items_write"]
+__all__ = ["BatchWriter"]
 
 # Columns each row sets itself; every other concrete column takes its field's default.
 # Responses take their ids from the database (nothing refers to them during an import);
 # items need theirs beforehand, for their responses' item_id.
 _ITEM_OWN = ("id", "project_id", "external_id", "prompt", "metadata", "reference", "is_gold", "gold_answer", "target")
 _RESPONSE_OWN = ("item_id", "position", "model", "content", "metadata")
+
+
+class BatchWriter:
+    """Checks and writes the batches of one import, in file order, on the import's connection.
+
+    On PostgreSQL a batch's COPY runs in a thread while the caller validates the next
+    batch, so that the server loads rows while Python parses them. A connection serves
+    one command at a time, so every use of it waits for the batch in flight first; so
+    does leaving the `with` block, before the transaction commits or rolls back.
+    """
+
+    def __init__(self, project: Project):
+        self.project = project
+        self._threaded = connection.vendor == "postgresql"
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-copy") if self._threaded else None
+        self._in_flight: Future | None = None
+
+    def __enter__(self) -> "BatchWriter":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            self.wait()
+        except Exception:
+            if exc_info[0] is None:
+                raise  # otherwise the first error is the one to report
+        finally:
+            if self._pool:
+                self._pool.shutdown()
+
+    def wait(self) -> None:
+        """Until the batch in flight is written; its error, if any, is raised here."""
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            with connection.wrap_database_errors:  # psycopg's errors become Django's, as on any query
+                in_flight.result()
+
+    def existing(self, external_ids: list[str]) -> set[str]:
+        self.wait()
+        return existing_external_ids(project=self.project, external_ids=external_ids)
+
+    def write(self, items: Sequence[NormalizedItem]) -> None:
+        self.wait()
+        if not items:
+            return
+        if not self._threaded:
+            _write_sqlite(self.project, items, *_columns())
+            return
+        # Everything that reads Django's connection happens here; the thread only talks to psycopg.
+        connection.ensure_connection()
+        args = (connection.connection, self.project, items, *_columns())
+        self._in_flight = self._pool.submit(_write_postgresql, *args)
 
 
 def existing_external_ids(*, project: Project, external_ids: list[str]) -> set[str]:
@@ -40,18 +93,17 @@ def existing_external_ids(*, project: Project, external_ids: list[str]) -> set[s
         return {row[0] for row in cursor.fetchall()}
 
 
-def items_write(*, project: Project, items: Sequence[NormalizedItem]) -> None:
-    """Insert `items` (none of them in the project yet) and their responses, ids in file order."""
-    if not items:
-        return
+def _columns() -> tuple:
+    """(item columns, their constant values, response columns, theirs): the same for every row of a batch."""
     now = timezone.now()
     item_defaults = _defaults(Item, _ITEM_OWN, now)
     response_defaults = _defaults(Response, _RESPONSE_OWN, now)
-    item_columns = _ITEM_OWN + tuple(item_defaults)
-    response_columns = _RESPONSE_OWN + tuple(response_defaults)
-    item_extra, response_extra = tuple(item_defaults.values()), tuple(response_defaults.values())
-    write = _write_postgresql if connection.vendor == "postgresql" else _write_sqlite
-    write(project, items, item_columns, item_extra, response_columns, response_extra)
+    return (
+        _ITEM_OWN + tuple(item_defaults),
+        tuple(item_defaults.values()),
+        _RESPONSE_OWN + tuple(response_defaults),
+        tuple(response_defaults.values()),
+    )
 
 
 def _item_rows(project: Project, items, item_ids, extra):
@@ -77,9 +129,8 @@ def _response_rows(items, item_ids, extra):
             yield (item_id, position, response.model, response.content, _json_object(response.metadata), *extra)
 
 
-def _write_postgresql(project, items, item_columns, item_extra, response_columns, response_extra) -> None:
-    with connection.cursor() as wrapper:
-        cursor = wrapper.cursor  # psycopg's own cursor: COPY is not part of the DB-API
+def _write_postgresql(raw, project, items, item_columns, item_extra, response_columns, response_extra) -> None:
+    with raw.cursor() as cursor:  # psycopg's own: COPY is not part of the DB-API
         item_ids = _reserve_postgresql(cursor, Item, len(items))
         with cursor.copy(_copy_sql(Item, item_columns)) as copy:
             for row in _item_rows(project, items, item_ids, item_extra):
@@ -99,8 +150,9 @@ def _reserve_postgresql(cursor, model, count: int) -> list[int]:
 
 
 def _copy_sql(model, columns) -> str:
-    quote = connection.ops.quote_name
-    return f"COPY {quote(model._meta.db_table)} ({', '.join(map(quote, columns))}) FROM STDIN"
+    # Quoted as PostgreSQL's quote_name does, without reaching for Django's connection from the thread.
+    names = ", ".join(f'"{column}"' for column in columns)
+    return f'COPY "{model._meta.db_table}" ({names}) FROM STDIN'
 
 
 def _write_sqlite(project, items, item_columns, item_extra, response_columns, response_extra) -> None:
