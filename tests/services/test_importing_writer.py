@@ -7,6 +7,7 @@ from django.db import IntegrityError, connection
 from django.utils import timezone
 
 from labeling.models import Item, Response
+from labeling.services.errors import InvalidInput
 from labeling.services.importing import ImportRejected, items_import
 from labeling.services.importing.readers import BATCH_ROWS
 from labeling.services.importing.shapes import detect_shape, normalize
@@ -166,3 +167,31 @@ def test_created_at_is_the_import_time(project, write_jsonl):
     items_import(project=project, path=write_jsonl(NATIVE))
     moment = Item.objects.filter(project=project).values_list("created_at", flat=True).first()
     assert abs(timezone.now() - moment) < datetime.timedelta(minutes=1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_file_that_breaks_after_batches_were_written_leaves_nothing(project, tmp_path):
+    """The reader fails while a batch may still be on its way to the database."""
+    path = tmp_path / "items.csv"
+    lines = ["id,prompt,response_a,response_b"] + [f"r-{n},Q{n}?,a{n},b{n}" for n in range(3 * BATCH_ROWS)]
+    path.write_text("\n".join([*lines, "bad,row,with,four,too,many"]) + "\n")
+
+    with pytest.raises(InvalidInput, match="is not a readable CSV file"):
+        items_import(project=project, path=path)
+
+    assert Item.objects.count() == 0
+    assert Response.objects.count() == 0
+
+
+def test_a_progress_callback_may_use_the_database(project, write_jsonl):
+    rows = [{"id": f"r-{n}", "prompt": f"Q{n}?", "responses": [f"a{n}", f"b{n}"]} for n in range(3 * BATCH_ROWS + 5)]
+    seen = []
+
+    def progress(done: int) -> None:
+        seen.append((done, Item.objects.count()))
+
+    items_import(project=project, path=write_jsonl(rows), progress=progress)
+
+    assert [done for done, _ in seen] == [BATCH_ROWS, 2 * BATCH_ROWS, 3 * BATCH_ROWS, 3 * BATCH_ROWS + 5]
+    assert [stored for _, stored in seen][:3] == [0, BATCH_ROWS, 2 * BATCH_ROWS]
+    assert Item.objects.count() == 3 * BATCH_ROWS + 5
