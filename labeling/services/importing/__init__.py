@@ -11,10 +11,11 @@ from pathlib import Path
 
 from django.db import transaction
 
-from labeling.models import Item, Project, Response
+from labeling.models import Project
 from labeling.services.errors import InvalidInput
 from labeling.services.importing.readers import BATCH_ROWS, RowError, read_rows
 from labeling.services.importing.shapes import NormalizedItem, RowInvalid, detect_shape, normalize
+from labeling.services.importing.writer import BatchWriter
 
 __all__ = ["ImportRejected", "ImportReport", "items_import"]
 
@@ -90,22 +91,38 @@ def items_import(
 def _import_rows(project, rows, report: ImportReport, skip_invalid: bool, progress, *, write: bool) -> None:
     seen: set[str] = set()
     batch: list[NormalizedItem] = []
-    for number, row in rows:
-        report.rows += 1
-        for item in _normalize_row(number, row, report):
-            if item.external_id in seen:
-                report.skipped_duplicate += 1
-            else:
-                seen.add(item.external_id)
-                batch.append(item)
-        if len(batch) >= BATCH_ROWS:
-            _write_batch(project, batch, report, write=write and not (report.rejected_count and not skip_invalid))
-            batch = []
-            if progress:
-                progress(report.rows)
-    _write_batch(project, batch, report, write=write and not (report.rejected_count and not skip_invalid))
+    with BatchWriter(project) as writer:
+        for number, row in rows:
+            report.rows += 1
+            for item in _normalize_row(number, row, report):
+                if item.external_id in seen:
+                    report.skipped_duplicate += 1
+                else:
+                    seen.add(item.external_id)
+                    batch.append(item)
+            if len(batch) >= BATCH_ROWS:
+                writer.wait()  # the callback may use the database, which serves one command at a time
+                if progress:
+                    progress(report.rows)
+                _write_batch(writer, batch, report, write=write and not (report.rejected_count and not skip_invalid))
+                batch = []
+        _write_batch(writer, batch, report, write=write and not (report.rejected_count and not skip_invalid))
     if progress:
         progress(report.rows)
+
+
+_shapes_seen: dict[tuple, str] = {}
+
+
+def _shape_of(row: dict) -> str:
+    """`detect_shape`, remembered by the row's columns in order: the rows of a file share them."""
+    columns = tuple(row)
+    shape = _shapes_seen.get(columns)
+    if shape is None:
+        shape = detect_shape(set(columns))
+        if len(_shapes_seen) < 256:  # a file whose every row has other columns cannot grow it without end
+            _shapes_seen[columns] = shape
+    return shape
 
 
 def _normalize_row(number: int, row: dict | RowError, report: ImportReport) -> list[NormalizedItem]:
@@ -114,7 +131,7 @@ def _normalize_row(number: int, row: dict | RowError, report: ImportReport) -> l
         report.reject(number, row.reason)
         return []
     try:
-        shape = detect_shape(set(row))
+        shape = _shape_of(row)
         if report.shape is None:
             report.shape = shape
         elif shape != report.shape:
@@ -125,36 +142,13 @@ def _normalize_row(number: int, row: dict | RowError, report: ImportReport) -> l
         return []
 
 
-def _write_batch(project: Project, batch: list[NormalizedItem], report: ImportReport, *, write: bool) -> None:
+def _write_batch(writer: BatchWriter, batch: list[NormalizedItem], report: ImportReport, *, write: bool) -> None:
     if not batch:
         return
-    existing = set(
-        Item.objects.filter(project=project, external_id__in=[item.external_id for item in batch]).values_list(
-            "external_id", flat=True
-        )
-    )
+    existing = writer.existing([item.external_id for item in batch])
     fresh = [item for item in batch if item.external_id not in existing]
     report.skipped_existing += len(batch) - len(fresh)
     report.imported += len(fresh)
     if not write or not fresh:
         return
-    items = Item.objects.bulk_create(
-        Item(
-            project=project,
-            external_id=entry.external_id,
-            prompt=entry.prompt,
-            metadata=entry.metadata,
-            reference=entry.reference,
-            is_gold=entry.gold_answer is not None,
-            gold_answer=entry.gold_answer,
-            target=project.initial_target,
-        )
-        for entry in fresh
-    )
-    Response.objects.bulk_create(
-        Response(
-            item=item, position=position, model=response.model, content=response.content, metadata=response.metadata
-        )
-        for item, entry in zip(items, fresh, strict=True)
-        for position, response in enumerate(entry.responses)
-    )
+    writer.write(fresh)

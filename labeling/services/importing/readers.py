@@ -131,7 +131,9 @@ def _decode_cell(column: str, value: str):
 
 def _read_parquet(path: Path, start: int = 0) -> Iterator[tuple[int, dict | RowError]]:
     try:
-        parquet = pq.ParquetFile(path)
+        # Without pre_buffer, Arrow keeps only the row group being read, not the whole
+        # file's column data, so memory stays flat however large the file is.
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
         number = start
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
             for row in batch.to_pylist():
