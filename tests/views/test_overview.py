@@ -126,6 +126,6 @@ def test_a_second_view_reads_the_cached_document(client, manager, judged, url, d
     client.force_login(manager)
     client.get(url)
 
-    # Session and user, the membership check, then two counts: no judgment is read.
-    with django_assert_max_num_queries(5):
+    # Session and user, the membership check, two counts and the stored document: no judgment is read.
+    with django_assert_max_num_queries(6):
         assert client.get(url).status_code == 200
