@@ -212,7 +212,11 @@ class Judgment(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["project", "item"], name="judgment_project_item")]
+        indexes = [
+            models.Index(fields=["project", "item"], name="judgment_project_item"),
+            # The stats key (count and latest update of a project's judgments) from the index alone.
+            models.Index(fields=["project", "updated_at"], name="judgment_project_updated"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.annotator} on {self.item}"

@@ -55,7 +55,8 @@ def counts_read(*, project: Project) -> Counts:
     progress = Item.objects.filter(project=project).aggregate(
         items=Count("id"), items_complete=Count("id", filter=Q(is_complete=True))
     )
-    latest = Judgment.objects.filter(project=project).aggregate(judgments=Count("id"), changed=Max("updated_at"))
+    # count(*), not count(id): with the (project, updated_at) index PostgreSQL answers from the index alone.
+    latest = Judgment.objects.filter(project=project).aggregate(judgments=Count("*"), changed=Max("updated_at"))
     return Counts(progress["items"], progress["items_complete"], latest["judgments"], latest["changed"])
 
 
