@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import BigIntegerField, Case, F, IntegerField, Q, TextField, Value, When
 from django.db.models.fields.json import KT, KeyTextTransform
-from django.db.models.functions import Cast, Round
+from django.db.models.functions import Cast, Floor
 
 from labeling.models import Item, Judgment, Project, Response
 from labeling.services.rankings import pair_outcomes
@@ -56,6 +56,9 @@ def _more_than_two(field: str):
     )
 
 
+STATS_WORK_MEM = "128MB"
+
+
 def frame(queryset, names: list[str], *, text: tuple[str, ...] = ()) -> pd.DataFrame:
     """Run a values_list() queryset and return its rows as a DataFrame with `names`.
 
@@ -64,10 +67,14 @@ def frame(queryset, names: list[str], *, text: tuple[str, ...] = ()) -> pd.DataF
     value costs a few milliseconds. Columns named in `text` are quoted; the others are numbers.
     """
     sql, params = queryset.query.sql_with_params()
-    with connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return pd.DataFrame.from_records(cursor.fetchall(), columns=names, coerce_float=True)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Room for the judgments-assignments hash join in memory (about 90 MB at a million
+        # rows): with the default 4 MB it spills to disk in 16 batches, twice the time.
+        cursor.execute(f"SET LOCAL work_mem = '{STATS_WORK_MEM}'")
         columns = [f"c{index}" for index in range(len(names))]
         fields = ", ".join(
             f"coalesce('\"' || replace({column}::text, '\"', '\"\"') || '\"', '')"
@@ -184,7 +191,9 @@ def judgments_load(*, project: Project) -> Judgments:
             "strength",
             _int("both_bad"),
             # Hundredths of a second as an integer: printing floats costs the database more.
-            Cast(Round(F("seconds") * 100), BigIntegerField()),
+            # floor(x + 0.5) in double precision: round() would go through numeric, three
+            # times slower over a million rows; the same for the (positive) seconds.
+            Cast(Floor(F("seconds") * 100 + 0.5), BigIntegerField()),
             _int(KeyTextTransform("0", "assignment__shown_order")),
             _int(KT("ranking__0__0")),
             _int(KT("ranking__0__1")),
