@@ -10,13 +10,14 @@ million rows one by one costs seconds of Python time, this a fraction of one. El
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from django.db import connection, transaction
+from django.db import DatabaseError, connection
 from django.db.models import BigIntegerField, Case, F, IntegerField, Q, TextField, Value, When
 from django.db.models.fields.json import KT, KeyTextTransform
 from django.db.models.functions import Cast, Floor
@@ -59,7 +60,7 @@ def _more_than_two(field: str):
 STATS_WORK_MEM = "128MB"
 
 
-def frame(queryset, names: list[str], *, text: tuple[str, ...] = ()) -> pd.DataFrame:
+def frame(queryset, names: list[str], *, text: tuple[str, ...] = (), big_join: bool = False) -> pd.DataFrame:
     """Run a values_list() queryset and return its rows as a DataFrame with `names`.
 
     On PostgreSQL the rows come back as one CSV text value built by `string_agg`, parsed by
@@ -71,10 +72,11 @@ def frame(queryset, names: list[str], *, text: tuple[str, ...] = ()) -> pd.DataF
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return pd.DataFrame.from_records(cursor.fetchall(), columns=names, coerce_float=True)
-    with transaction.atomic(), connection.cursor() as cursor:
-        # Room for the judgments-assignments hash join in memory (about 90 MB at a million
-        # rows): with the default 4 MB it spills to disk in 16 batches, twice the time.
-        cursor.execute(f"SET LOCAL work_mem = '{STATS_WORK_MEM}'")
+    with connection.cursor() as cursor:
+        if big_join:
+            # Room for the judgments-assignments hash join in memory (about 90 MB at a million
+            # rows): with the default 4 MB it spills to disk in 16 batches, twice the time.
+            cursor.execute(f"SET work_mem = '{STATS_WORK_MEM}'")
         columns = [f"c{index}" for index in range(len(names))]
         fields = ", ".join(
             f"coalesce('\"' || replace({column}::text, '\"', '\"\"') || '\"', '')"
@@ -85,12 +87,18 @@ def frame(queryset, names: list[str], *, text: tuple[str, ...] = ()) -> pd.DataF
         # Only column names made here and the ORM's own SQL go into the text; values stay parameters.
         # As bytes (bytea), not text: a Python str of the whole CSV, and the four bytes a
         # character io.StringIO keeps, cost hundreds of MB at a million rows.
-        cursor.execute(
-            f"SELECT convert_to(string_agg(concat_ws(',', {fields}), chr(10)), 'UTF8') "  # noqa: S608
-            f"FROM ({sql}) AS rows ({', '.join(columns)})",
-            params,
-        )
-        (csv,) = cursor.fetchone()
+        try:
+            cursor.execute(
+                f"SELECT convert_to(string_agg(concat_ws(',', {fields}), chr(10)), 'UTF8') "  # noqa: S608
+                f"FROM ({sql}) AS rows ({', '.join(columns)})",
+                params,
+            )
+            (csv,) = cursor.fetchone()
+        finally:
+            if big_join:
+                # In a transaction the failed query aborted, the SET is rolled back with it.
+                with contextlib.suppress(DatabaseError):
+                    cursor.execute("RESET work_mem")
     if not csv:
         return pd.DataFrame({name: pd.Series(dtype="object" if name in text else "float64") for name in names})
     return pd.read_csv(
@@ -208,7 +216,7 @@ def judgments_load(*, project: Project) -> Judgments:
             ),
         )
     )
-    rows = frame(queryset, names, text=("more",))
+    rows = frame(queryset, names, text=("more",), big_join=True)
     gold_items = np.array(
         Item.objects.filter(project=project, is_gold=True).values_list("id", flat=True), dtype=np.int64
     )
