@@ -129,3 +129,15 @@ def test_a_second_view_reads_the_cached_document(client, manager, judged, url, d
     # Session and user, the membership check, two counts and the stored document: no judgment is read.
     with django_assert_max_num_queries(6):
         assert client.get(url).status_code == 200
+
+
+def test_a_new_judgment_shows_at_once_on_a_small_project(client, manager, judged, annotator, url):
+    client.force_login(manager)
+    assert "<dd>10</dd>" in client.get(url).content.decode()
+    ItemFactory(project=judged)
+    _judge_all(judged, [annotator])
+
+    html = client.get(url).content.decode()
+
+    # At or under the inline limit the figures are computed for the request: never stale.
+    assert "<dd>11</dd>" in html and "stale-note" not in html and "stats/refresh" not in html
