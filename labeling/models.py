@@ -212,7 +212,11 @@ class Judgment(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["project", "item"], name="judgment_project_item")]
+        indexes = [
+            models.Index(fields=["project", "item"], name="judgment_project_item"),
+            # The stats key (count and latest update of a project's judgments) from the index alone.
+            models.Index(fields=["project", "updated_at"], name="judgment_project_updated"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.annotator} on {self.item}"
@@ -288,3 +292,26 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.id} ({self.state})"
+
+
+class StatsSnapshot(models.Model):
+    """The last stats document computed for a project, with the judgments it was computed at.
+
+    The dashboard shows it at once (with its age) and refreshes it in the background, so a
+    manager never waits for a recompute of a big project. `refresh_claimed_at` is set while
+    one refresh is queued or running: a compare-and-set on it keeps one refresh per project.
+    """
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="stats_snapshot")
+    document = models.JSONField(null=True, blank=True, help_text="The analysis part of the stats document.")
+    version = models.PositiveIntegerField(default=0, help_text="Stats code version the document was made by.")
+    judgments = models.PositiveBigIntegerField(default=0, help_text="Judgments counted when it was computed.")
+    judgments_changed_at = models.DateTimeField(null=True, blank=True, help_text="Latest judgment update then.")
+    computed_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True, help_text="How long the computation took.")
+    refresh_claimed_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"stats of {self.project_id} at {self.judgments} judgments"

@@ -26,6 +26,7 @@ from labeling.services.errors import DomainError, InvalidInput, NotFound
 from labeling.services.exporting import ExportOptions, preferences_export
 from labeling.services.importing import ImportRejected, items_import
 from labeling.services.importing.readers import count_rows
+from labeling.services.metrics.snapshot import stats_refresh_claim, stats_refresh_release, stats_snapshot_refresh
 
 ALLOWED_SUFFIXES = {".jsonl", ".ndjson", ".json", ".csv", ".parquet"}
 
@@ -130,6 +131,30 @@ def run_job(job_id: str) -> None:
         _finish(job, Job.State.FAILED, error=f"Internal error ({type(error).__name__}); nothing was written.")
         raise
     _finish(job, Job.State.SUCCEEDED, result=result)
+
+
+def stats_refresh_start(*, project: Project) -> bool:
+    """Queue one background refresh of the project's stored stats document (the dashboard's).
+
+    False when one is already queued or running, or when the task backend refused it; the
+    last document stays shown either way. Under the immediate backend the refresh runs here.
+    """
+    if not stats_refresh_claim(project=project):
+        return False
+    try:
+        refresh_stats.enqueue(project.pk)
+    except Exception as error:  # a refused enqueue must not keep the slot taken
+        stats_refresh_release(project=project, error=f"The refresh could not be queued ({type(error).__name__}).")
+        return False
+    return True
+
+
+@task()
+def refresh_stats(project_id: int) -> None:
+    """The task body: recompute and store the project's stats document (see metrics.snapshot)."""
+    project = Project.objects.filter(pk=project_id).first()
+    if project is not None:
+        stats_snapshot_refresh(project=project)
 
 
 def _rejected(error: DomainError) -> dict:

@@ -69,3 +69,34 @@ def test_annotator_cannot_open_the_dashboard(page: Page, db):
     response = page.goto(f"/p/{project.slug}/")
 
     assert response.status == 404
+
+
+def test_a_big_projects_page_shows_the_stored_figures_then_reloads_with_new_ones(page: Page, db, settings):
+    """Above the inline limit (set to 0 here) the page never computes: htmx asks for the
+    refresh on load, then reloads itself when the new figures are in."""
+    settings.LABELING_STATS_INLINE_JUDGMENTS = 0
+    project = seeded_project()
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    log_in(page, "manny")
+
+    page.goto(f"/p/{project.slug}/")
+
+    # First view: nothing stored yet; the refresh (inline backend) runs and the page reloads.
+    expect(page.locator("#leaderboard-table tbody tr")).to_have_count(2)
+    expect(page.get_by_role("heading", name="Computing…")).to_have_count(0)
+    expect(page.locator("#stale-note")).to_have_count(0)
+    extra = ItemFactory(project=project)
+    annotator = MembershipFactory(project=project, user__username="late").user
+    assignment = assignment_next(project=project, annotator=annotator)
+    assert assignment.item_id == extra.pk
+    judgment_submit(
+        assignment=assignment, annotator=annotator, ranking=ranking_from_choice(assignment=assignment, choice="A")
+    )
+
+    page.goto(f"/p/{project.slug}/")
+
+    # Out of date: the stored figures with a note, then the refreshed ones without it.
+    expect(page.locator("#annotator-table tbody tr")).to_have_count(4)
+    expect(page.locator("#stale-note")).to_have_count(0)
+    assert errors == []

@@ -25,6 +25,8 @@ TABLE = {
     "login/": ("GET", dict.fromkeys(PERSONAS, 200)),
     "logout/": ("GET", dict.fromkeys(PERSONAS, 405)),
     "p/<slug:slug>/": ("GET", {AN: 302, OU: 404, OM: 404, AT: 404, MA: 200}),
+    "p/<slug:slug>/stats/refresh/": ("POST", {AN: 302, OU: 404, OM: 404, AT: 404, MA: 302}),
+    "p/<slug:slug>/stats/status/": ("GET", {AN: 302, OU: 404, OM: 404, AT: 404, MA: 200}),
     "p/<slug:slug>/annotate/": ("GET", {AN: 302, OU: 404, OM: 404, AT: 200, MA: 200}),
     "p/<slug:slug>/annotate/<str:assignment_id>/judge/": ("POST", {AN: 302, OU: 404, OM: 404, AT: 302, MA: 404}),
     "p/<slug:slug>/annotate/<str:assignment_id>/skip/": ("POST", {AN: 302, OU: 404, OM: 404, AT: 302, MA: 404}),

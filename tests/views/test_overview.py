@@ -112,7 +112,7 @@ def test_query_count_does_not_grow_with_the_project(
     ItemFactory.create_batch(2, project=project)
     # New judgments change the cache key: each first view below computes the document afresh.
     _judge_all(project, [annotator, second_annotator])
-    with django_assert_max_num_queries(20) as small:
+    with django_assert_max_num_queries(24) as small:
         client.get(url)
     more = [MembershipFactory(project=project).user for _ in range(3)]
     ItemFactory.create_batch(20, project=project)
@@ -126,6 +126,18 @@ def test_a_second_view_reads_the_cached_document(client, manager, judged, url, d
     client.force_login(manager)
     client.get(url)
 
-    # Session and user, the membership check, then two counts: no judgment is read.
-    with django_assert_max_num_queries(5):
+    # Session and user, the membership check, two counts and the stored document: no judgment is read.
+    with django_assert_max_num_queries(6):
         assert client.get(url).status_code == 200
+
+
+def test_a_new_judgment_shows_at_once_on_a_small_project(client, manager, judged, annotator, url):
+    client.force_login(manager)
+    assert "<dd>10</dd>" in client.get(url).content.decode()
+    ItemFactory(project=judged)
+    _judge_all(judged, [annotator])
+
+    html = client.get(url).content.decode()
+
+    # At or under the inline limit the figures are computed for the request: never stale.
+    assert "<dd>11</dd>" in html and "stale-note" not in html and "stats/refresh" not in html

@@ -12,17 +12,23 @@ need every judgment's answer, not a sum the database can keep. So:
    everything after that is vectorized numpy: no Python loop per judgment. A million
    judgments take a few seconds, about half of it in PostgreSQL (see
    bench/results/dashboard_time.md);
-2. the result is cached (Django's cache) under a key made of the project id, its creation
-   time, the number of its judgments and the time of its latest judgment or revision
-   (`updated_at`), so any new or revised judgment makes the next request recompute, and
-   until then a request costs two aggregate queries: the key (count and latest update of
-   the project's judgments) and the progress counters (items, complete), both read fresh
-   on every call. Changes the key does not see (a reference or gold answer edited, a user
-   renamed) show within STATS_CACHE_SECONDS.
+2. the result is stored (one StatsSnapshot row per project) with the number of the
+   project's judgments and the time of its latest judgment or revision (`updated_at`) it
+   was computed at, so any new or revised judgment makes it out of date, and until then a
+   call costs three small queries: that key (count and latest update of the judgments),
+   the progress counters (items, complete), both read fresh on every call, and the row.
+   Changes the key does not see (a reference or gold answer edited, a user renamed) show
+   within STATS_CACHE_SECONDS. (Other tie policies than the default are kept in Django's
+   cache under the same key.)
+3. `project_stats` (the command, the API, the dataset card) always answers for the current
+   judgments, computing when the stored document is out of date. The dashboard never makes
+   a manager wait for that on a big project (`snapshot.py`): above
+   STATS_INLINE_JUDGMENTS it shows the stored document at once, with its age and the
+   judgments made since, and one background task per project recomputes it.
 
-Caching alone would not do (the first view after each new judgment would pay for a full
+Storing alone would not do (the first view after each new judgment would pay for a full
 read), nor would aggregating in the database alone (alpha, leave-one-out consensus and the
-bootstrap are not sums), hence both.
+bootstrap are not sums), hence both, and the background refresh for what is left.
 
 Gold items are quality probes that every annotator answers: they feed gold accuracy and
 are left out of agreement and the leaderboard.
@@ -40,6 +46,7 @@ from labeling.services.metrics.annotators import (
     TOO_FAST_SECONDS,
     TOO_FAST_SHARE,
 )
+from labeling.services.metrics.snapshot import STATS_INLINE_JUDGMENTS, dashboard_stats
 from labeling.services.metrics.stats import STATS_CACHE_SECONDS, project_stats
 
 __all__ = [
@@ -52,7 +59,9 @@ __all__ = [
     "POSITION_BIAS_MIN_EFFECT",
     "POSITION_BIAS_P",
     "STATS_CACHE_SECONDS",
+    "STATS_INLINE_JUDGMENTS",
     "TOO_FAST_SECONDS",
     "TOO_FAST_SHARE",
+    "dashboard_stats",
     "project_stats",
 ]

@@ -1,38 +1,92 @@
-"""`project_stats`: the stats document, cached until the project's judgments change."""
+"""`project_stats`: the stats document, stored until the project's judgments change."""
 
 from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.core.cache import cache
 from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from labeling.models import Item, Judgment, Project
+from labeling.models import Item, Judgment, Project, StatsSnapshot
 from labeling.services.errors import InvalidInput
 from labeling.services.metrics.agreement import agreement_summary, units_build
 from labeling.services.metrics.annotators import annotator_rows
 from labeling.services.metrics.leaderboard import TIES, leaderboard
 from labeling.services.metrics.loading import answers_load, judgments_load, responses_load
 
-# Bump when the document's content changes, so cached documents of older code are not served.
-STATS_VERSION = 2
-# Longest a cached document lives: bounds how late edits the key does not see (references,
-# gold answers, usernames) show up.
+# Bump when the document's content changes, so documents of older code are not served.
+STATS_VERSION = 3
+# Longest a stored document counts as current: bounds how late edits the key does not see
+# (references, gold answers, usernames) show up.
 STATS_CACHE_SECONDS = 600
+# The tie policy whose document is stored for the dashboard (the default everywhere).
+STORED_TIES = "half"
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What is read fresh on every call: progress, and the key of the judgments' state
+    (how many there are and when the latest was made or revised)."""
+
+    items: int
+    items_complete: int
+    judgments: int
+    changed: datetime | None
+
+    def matches(self, snapshot: StatsSnapshot | None, *, now: datetime | None = None) -> bool:
+        """Whether `snapshot` was computed from exactly these judgments, by this code, recently enough."""
+        now = now or timezone.now()
+        return (
+            snapshot is not None
+            and snapshot.document is not None
+            and snapshot.version == STATS_VERSION
+            and snapshot.judgments == self.judgments
+            and snapshot.judgments_changed_at == self.changed
+            and snapshot.computed_at is not None
+            and snapshot.computed_at > now - timedelta(seconds=STATS_CACHE_SECONDS)
+        )
+
+
+def counts_read(*, project: Project) -> Counts:
+    progress = Item.objects.filter(project=project).aggregate(
+        items=Count("id"), items_complete=Count("id", filter=Q(is_complete=True))
+    )
+    # count(*), not count(id): with the (project, updated_at) index PostgreSQL answers from the index alone.
+    latest = Judgment.objects.filter(project=project).aggregate(judgments=Count("*"), changed=Max("updated_at"))
+    return Counts(progress["items"], progress["items_complete"], latest["judgments"], latest["changed"])
+
+
+def stats_document(counts: Counts, analysis: dict) -> dict:
+    """The stats document: fresh progress counters, then the (stored) analysis."""
+    return {
+        "items": counts.items,
+        "items_complete": counts.items_complete,
+        "judgments": counts.judgments,
+        **analysis,
+    }
 
 
 def project_stats(*, project: Project, ties: str = "half", use_cache: bool = True) -> dict:
     """Progress, agreement, annotators and leaderboard of `project` (the stats document).
 
     Protects "the same numbers everywhere": the CLI, the API, the dashboard and the
-    dataset card all call this. Keys are only ever added.
+    dataset card all show the document computed for the same judgments. Always current:
+    computes (and stores) a new document when the judgments changed. Keys are only ever added.
     """
     if ties not in TIES:
         raise InvalidInput(f"`ties` must be one of {', '.join(TIES)}, not {ties!r}.")
-    progress = Item.objects.filter(project=project).aggregate(
-        items=Count("id"), items_complete=Count("id", filter=Q(is_complete=True))
-    )
-    latest = Judgment.objects.filter(project=project).aggregate(judgments=Count("id"), changed=Max("updated_at"))
+    counts = counts_read(project=project)
+    if not use_cache:
+        return stats_document(counts, analyse(project=project, ties=ties, counts=counts))
+    if ties == STORED_TIES:
+        snapshot = StatsSnapshot.objects.filter(project=project).first()
+        if counts.matches(snapshot):
+            return stats_document(counts, snapshot.document)
+        return stats_document(counts, snapshot_compute(project=project, counts=counts))
     key = ":".join(
         str(part)
         for part in (
@@ -40,25 +94,38 @@ def project_stats(*, project: Project, ties: str = "half", use_cache: bool = Tru
             STATS_VERSION,
             project.pk,
             project.created_at.timestamp() if project.created_at else "",
-            latest["judgments"],
-            latest["changed"].timestamp() if latest["changed"] else "",
+            counts.judgments,
+            counts.changed.timestamp() if counts.changed else "",
             ties,
         )
     )
-    analysis = cache.get(key) if use_cache else None
+    analysis = cache.get(key)
     if analysis is None:
-        analysis = _analyse(project, ties)
-        if use_cache:
-            cache.set(key, analysis, STATS_CACHE_SECONDS)
-    return {
-        "items": progress["items"],
-        "items_complete": progress["items_complete"],
-        "judgments": latest["judgments"],
-        **analysis,
-    }
+        analysis = analyse(project=project, ties=ties, counts=counts)
+        cache.set(key, analysis, STATS_CACHE_SECONDS)
+    return stats_document(counts, analysis)
 
 
-def _analyse(project: Project, ties: str) -> dict:
+def snapshot_compute(*, project: Project, counts: Counts) -> dict:
+    """Compute the stored-policy analysis and keep it as the project's snapshot, keyed by
+    `counts` (read *before* the judgments: one arriving meanwhile makes it stale, never lost)."""
+    started = time.perf_counter()
+    analysis = analyse(project=project, ties=STORED_TIES, counts=counts)
+    StatsSnapshot.objects.update_or_create(
+        project=project,
+        defaults={
+            "document": analysis,
+            "version": STATS_VERSION,
+            "judgments": counts.judgments,
+            "judgments_changed_at": counts.changed,
+            "computed_at": datetime.fromisoformat(analysis["computed_at"]),
+            "seconds": round(time.perf_counter() - started, 3),
+        },
+    )
+    return analysis
+
+
+def analyse(*, project: Project, ties: str, counts: Counts) -> dict:
     judgments = judgments_load(project=project)
     responses = responses_load(project=project)
     units = units_build(judgments)
@@ -73,6 +140,8 @@ def _analyse(project: Project, ties: str) -> dict:
         "leaderboard_method": method,
         "judgments_per_day": _per_day(project),
         "computed_at": timezone.now().isoformat(),
+        # The judgment count the figures were computed at (progress counters are always live).
+        "judgments_analysed": counts.judgments,
     }
 
 
