@@ -13,7 +13,7 @@ from labeling.services.errors import InvalidInput
 from labeling.services.importing import items_import
 from labeling.services.judgments import judgment_revise, judgment_submit, ranking_from_choice
 from labeling.services.metrics import project_stats
-from labeling.services.metrics.agreement import alpha_of_counts, krippendorff_alpha
+from labeling.services.metrics.agreement import krippendorff_alpha
 from labeling.services.metrics.leaderboard import bootstrap_intervals, bradley_terry
 from tests.factories import ItemFactory, MembershipFactory, ProjectFactory
 
@@ -421,17 +421,3 @@ def test_model_names_with_commas_quotes_and_new_lines_come_back_whole(db, write_
     models = {row["model"] for row in project_stats(project=project)["leaderboard"]}
 
     assert models == {'gpt "4", turbo', "line\nbreak", "unknown"}
-
-
-@pytest.mark.parametrize("level", ["nominal", "ordinal", "interval"])
-def test_alpha_from_distinct_count_rows_is_the_krippendorff_packages(level):
-    rng = np.random.default_rng(7)
-    for width in (3, 5, 7):
-        counts = rng.multinomial(4, rng.dirichlet(np.ones(width)), size=300)
-        counts[rng.random(300) < 0.2] = 0  # units nobody (or one coder) answered are left out
-        domain = np.arange(width) - width // 2
-        pairable = counts[counts.sum(axis=1) >= 2].astype(float)
-
-        expected = krippendorff.alpha(value_counts=pairable, value_domain=domain, level_of_measurement=level)
-
-        assert alpha_of_counts(counts, domain=domain, level=level) == pytest.approx(expected, abs=1e-12)

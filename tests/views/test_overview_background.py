@@ -6,6 +6,7 @@ in the background, as one of a million judgments is.
 
 from datetime import timedelta
 
+import krippendorff
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -130,8 +131,7 @@ def test_a_failed_refresh_keeps_the_last_document(client, computed, annotator, u
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    # Outside our code: scipy's binomial test, as the annotator figures call it.
-    monkeypatch.setattr("labeling.services.metrics.annotators.binomtest", broken)
+    monkeypatch.setattr(krippendorff, "alpha", broken)  # outside our code: the statistics package
 
     client.post(refresh_url)
     html = client.get(url).content.decode()

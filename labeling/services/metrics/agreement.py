@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+import krippendorff
 import numpy as np
 
 from labeling.services.metrics.loading import Judgments, Outcomes
@@ -39,59 +40,14 @@ def _value_counts(unit_index: np.ndarray, values: np.ndarray, domain: np.ndarray
 
 
 def alpha_of_counts(counts: np.ndarray, *, domain: np.ndarray, level: str) -> float | None:
-    """Krippendorff's alpha from a units x values table of counts.
-
-    Computed as the `krippendorff` package does (coincidences, expected coincidences,
-    nominal or ordinal distances; the tests check both against it and against the
-    published worked example), but over the distinct rows of the table weighted by how
-    often each occurs: with a few annotators per pair there are a few dozen distinct rows
-    among hundreds of thousands of units, so this takes milliseconds and no memory, where
-    the package's units x values x values intermediate took most of a second and 300 MB.
-    """
     counts = counts[counts.sum(axis=1) >= 2]
     if not len(counts) or np.count_nonzero(counts.sum(axis=0)) < 2:
         return None
-    patterns, weights = _distinct_rows(counts)
-    pairable = patterns.sum(axis=1).astype(np.float64)
-    scaled = patterns * (weights / (pairable - 1))[:, None]
-    observed = scaled.T @ patterns - np.diag(scaled.sum(axis=0))
-    marginals = observed.sum(axis=0)
-    expected = (np.outer(marginals, marginals) - np.diag(marginals)) / (marginals.sum() - 1)
-    distances = _distances(marginals, np.asarray(domain, dtype=np.float64), level)
-    disagreement = (expected * distances).sum()
-    if not disagreement:
-        return None
-    result = float(1 - (observed * distances).sum() / disagreement)
+    # Floats, not integers: the package's coincidence step is five times faster on them.
+    result = float(
+        krippendorff.alpha(value_counts=counts.astype(np.float64), value_domain=domain, level_of_measurement=level)
+    )
     return None if np.isnan(result) else result
-
-
-def _distinct_rows(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct rows of an integer table (as floats) and how often each occurs."""
-    counts = counts.astype(np.int64)
-    base = int(counts.max()) + 1
-    width = counts.shape[1]
-    if base**width < 2**62:  # one integer per row: sorting numbers is much faster than sorting rows
-        codes = counts @ (base ** np.arange(width, dtype=np.int64))
-        _, first, weights = np.unique(codes, return_index=True, return_counts=True)
-        return counts[first].astype(np.float64), weights.astype(np.float64)
-    patterns, weights = np.unique(counts, axis=0, return_counts=True)
-    return patterns.astype(np.float64), weights.astype(np.float64)
-
-
-def _distances(marginals: np.ndarray, domain: np.ndarray, level: str) -> np.ndarray:
-    """Squared distances between values: nominal 0/1; interval (a - b)^2; ordinal by the
-    values' marginals between them (Krippendorff's metrics, as the `krippendorff` package has them)."""
-    size = len(marginals)
-    if level == "nominal":
-        return 1.0 - np.eye(size)
-    if level == "interval":
-        return (domain[:, None] - domain[None, :]) ** 2
-    if level != "ordinal":
-        raise ValueError(f"Unsupported level of measurement {level!r}.")
-    cumulative = np.concatenate([[0.0], np.cumsum(marginals)])
-    low, high = np.minimum.outer(np.arange(size), np.arange(size)), np.maximum.outer(np.arange(size), np.arange(size))
-    between = cumulative[high + 1] - cumulative[low]
-    return (between - (marginals[low] + marginals[high]) / 2) ** 2
 
 
 @dataclass
