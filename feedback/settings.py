@@ -220,6 +220,9 @@ LABELING_MAX_TEXT_CHARS = env_int("LABELING_MAX_TEXT_CHARS", 200_000)
 LABELING_DEFAULT_LEASE_SECONDS = env_int("LABELING_DEFAULT_LEASE_SECONDS", 1800)
 # How often (per process and project) a claim first releases expired leases.
 LABELING_EXPIRY_CHECK_SECONDS = float(env("LABELING_EXPIRY_CHECK_SECONDS", "1") or 1)
+# Up to this many judgments the dashboard computes its figures in the request; above,
+# it shows the stored ones at once and a background task refreshes them.
+LABELING_STATS_INLINE_JUDGMENTS = env_int("LABELING_STATS_INLINE_JUDGMENTS", 50_000)
 
 # The API checks a bearer token against the database at most this often per worker
 # process: a revoked token, or a deactivated user's, keeps working for at most this
