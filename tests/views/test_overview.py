@@ -5,28 +5,14 @@ import re
 import pytest
 from django.urls import reverse
 
-from labeling.services.assignment import assignment_next
-from labeling.services.judgments import judgment_submit, ranking_from_choice
 from labeling.services.metrics import project_stats
 from tests.factories import ItemFactory, MembershipFactory
+from tests.views.conftest import judge_all
 
 
 @pytest.fixture
 def url(project):
     return reverse("project_overview", args=[project.slug])
-
-
-def _judge_all(project, annotators, choice="A"):
-    for annotator in annotators:
-        while (assignment := assignment_next(project=project, annotator=annotator)) is not None:
-            ranking = ranking_from_choice(assignment=assignment, choice=choice)
-            judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking, strength=2)
-
-
-@pytest.fixture
-def judged(project, annotator, second_annotator, items):
-    _judge_all(project, [annotator, second_annotator])
-    return project
 
 
 def test_anonymous_is_sent_to_log_in(client, url):
@@ -111,12 +97,12 @@ def test_query_count_does_not_grow_with_the_project(
     client.force_login(manager)
     ItemFactory.create_batch(2, project=project)
     # New judgments change the cache key: each first view below computes the document afresh.
-    _judge_all(project, [annotator, second_annotator])
+    judge_all(project, [annotator, second_annotator])
     with django_assert_max_num_queries(24) as small:
         client.get(url)
     more = [MembershipFactory(project=project).user for _ in range(3)]
     ItemFactory.create_batch(20, project=project)
-    _judge_all(project, [annotator, second_annotator, *more])
+    judge_all(project, [annotator, second_annotator, *more])
 
     with django_assert_max_num_queries(len(small.captured_queries)):
         assert client.get(url).status_code == 200
@@ -135,7 +121,7 @@ def test_a_new_judgment_shows_at_once_on_a_small_project(client, manager, judged
     client.force_login(manager)
     assert "<dd>10</dd>" in client.get(url).content.decode()
     ItemFactory(project=judged)
-    _judge_all(judged, [annotator])
+    judge_all(judged, [annotator])
 
     html = client.get(url).content.decode()
 

@@ -13,12 +13,11 @@ from django.utils import timezone
 from django_tasks import default_task_backend
 
 from labeling.models import StatsSnapshot
-from labeling.services.assignment import assignment_next
 from labeling.services.jobs import refresh_stats
-from labeling.services.judgments import judgment_submit, ranking_from_choice
 from labeling.services.metrics import project_stats
 from labeling.services.metrics.snapshot import stats_refresh_claim
 from tests.factories import ItemFactory
+from tests.views.conftest import judge_all
 
 DUMMY = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
 
@@ -43,19 +42,6 @@ def status_url(project):
     return reverse("project_stats_status", args=[project.slug])
 
 
-def _judge_all(project, annotators, choice="A"):
-    for annotator in annotators:
-        while (assignment := assignment_next(project=project, annotator=annotator)) is not None:
-            ranking = ranking_from_choice(assignment=assignment, choice=choice)
-            judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking, strength=2)
-
-
-@pytest.fixture
-def judged(project, annotator, second_annotator, items):
-    _judge_all(project, [annotator, second_annotator])
-    return project
-
-
 @pytest.fixture
 def computed(client, manager, judged, refresh_url):
     """The project's figures computed once (through the no-JavaScript button, inline backend)."""
@@ -66,7 +52,7 @@ def computed(client, manager, judged, refresh_url):
 
 def _one_more_judgment(project, annotator):
     ItemFactory(project=project)
-    _judge_all(project, [annotator])
+    judge_all(project, [annotator])
 
 
 def test_first_view_shows_computing_and_asks_for_one_refresh(
@@ -179,7 +165,7 @@ def test_query_count_of_a_stale_page_does_not_grow_with_the_project(
     with django_assert_max_num_queries(8) as small:
         client.get(url)
     ItemFactory.create_batch(20, project=project)
-    _judge_all(project, [annotator, second_annotator])
+    judge_all(project, [annotator, second_annotator])
 
     with django_assert_max_num_queries(len(small.captured_queries)):
         assert "42 new judgments since" in client.get(url).content.decode()
