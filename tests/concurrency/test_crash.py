@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import connection
 from django.db.models import Count, Q
 
 from labeling.models import Assignment, Item, Judgment, Project, Response
@@ -34,20 +35,44 @@ def _start(*args: str) -> subprocess.Popen:
 
 def _kill_after(process: subprocess.Popen, seconds: float) -> None:
     time.sleep(seconds)
+    _kill(process)
+
+
+def _kill_when(process: subprocess.Popen, busy, *, settle: float = 0.3, timeout: float = 120) -> None:
+    """SIGKILL the process once `busy()` says it is in the middle of its work (and `settle` s later)."""
+    deadline = time.monotonic() + timeout
+    while not busy() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(settle)
+    _kill(process)
+
+
+def _kill(process: subprocess.Popen) -> None:
     assert process.poll() is None, "the process finished before it could be killed; give it more work"
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
 
 
+def _writing_to_the_database() -> bool:
+    """Another session of the test database has a write transaction open (the import's)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND backend_type = 'client backend' AND backend_xid IS NOT NULL"
+        )
+        return cursor.fetchone()[0] > 0
+
+
 def test_an_import_killed_midway_leaves_nothing_and_the_next_run_succeeds(tmp_path):
     project = ProjectFactory(slug="crash-import")
-    rows = 60_000
+    rows = 150_000
     path = tmp_path / "big.jsonl"
     with path.open("w") as handle:
         for n in range(rows):
             handle.write(json.dumps({"id": f"r{n}", "prompt": f"Question {n}?", "responses": [f"yes {n}", f"no {n}"]}))
             handle.write("\n")
-    _kill_after(_start("manage.py", "import_items", project.slug, str(path)), 4.0)
+    # Killed inside its one transaction, once it has begun writing rows.
+    _kill_when(_start("manage.py", "import_items", project.slug, str(path)), _writing_to_the_database)
     assert Item.objects.filter(project=project).count() == 0
     assert Response.objects.filter(item__project=project).count() == 0
     finished = subprocess.run(
@@ -103,9 +128,11 @@ def _judged_project(slug: str, items: int) -> Project:
 
 
 def test_an_export_killed_midway_leaves_no_export_and_the_next_run_succeeds(tmp_path):
-    project = _judged_project("crash-export", 40_000)
+    project = _judged_project("crash-export", 100_000)
     out = tmp_path / "export"
-    _kill_after(_start("manage.py", "export_preferences", project.slug, "--out", str(out)), 3.0)
+    # Killed while it writes beside its final place (the staging folder exists, the export does not yet).
+    staging = lambda: any(tmp_path.glob(".export-*"))  # noqa: E731
+    _kill_when(_start("manage.py", "export_preferences", project.slug, "--out", str(out)), staging, settle=0.2)
     assert not out.exists(), "a killed export left a partial folder where the export belongs"
     finished = subprocess.run(
         [sys.executable, "manage.py", "export_preferences", project.slug, "--out", str(out)],
