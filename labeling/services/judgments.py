@@ -122,7 +122,15 @@ def judgment_submit(
         if locked.item.withdrawn_at is not None:
             raise ItemWithdrawn("This item was withdrawn by a manager; your answer was not needed. Moving on.")
         validated = ranking_validate(ranking=ranking, shown_order=locked.shown_order)
-        details = _details(locked.project, locked.shown_order, validated, strength, both_bad, rationale, criteria)
+        details = _answer_fields(
+            project=locked.project,
+            shown_order=locked.shown_order,
+            ranking=validated,
+            strength=strength,
+            both_bad=both_bad,
+            rationale=rationale,
+            criteria=criteria,
+        )
         released = locked.state == Assignment.State.EXPIRED
         judgment = Judgment(
             assignment=locked,
@@ -225,9 +233,9 @@ def _check_details(*, strength, rationale) -> None:
         text_checked(rationale, "The rationale", limit=MAX_RATIONALE_CHARS)
 
 
-def _details(project: Project, shown_order, ranking: Ranking, strength, both_bad, rationale, criteria) -> dict:
-    """The judgment's fields besides the ranking, checked against the project's rules."""
-    _check_details(strength=strength, rationale=rationale)
+def _answer_fields(*, project: Project, shown_order, ranking: Ranking, strength, both_bad, rationale, criteria) -> dict:
+    """The judgment's fields besides the ranking, checked against the project's rules
+    (after `_check_details`, which the callers run before taking any lock)."""
     rationale = (rationale or "").strip()
     if project.rationale_required and not rationale:
         raise InvalidInput("This project asks for a rationale: say briefly why.")
@@ -263,6 +271,7 @@ def judgment_revise(
 
     Vote counters do not move: it is still one judgment of one assignment.
     """
+    _check_details(strength=strength, rationale=rationale)
     with transaction.atomic():
         # Lock the judgment so two revisions in flight keep every version.
         locked = (
@@ -277,7 +286,15 @@ def judgment_revise(
             raise Conflict("This project is archived; its judgments can no longer change.")
         shown = locked.assignment.shown_order
         validated = ranking_validate(ranking=ranking, shown_order=shown)
-        details = _details(locked.project, shown, validated, strength, both_bad, rationale, criteria)
+        details = _answer_fields(
+            project=locked.project,
+            shown_order=shown,
+            ranking=validated,
+            strength=strength,
+            both_bad=both_bad,
+            rationale=rationale,
+            criteria=criteria,
+        )
         JudgmentRevision.objects.create(
             judgment=locked,
             revision=locked.revision,
