@@ -11,6 +11,7 @@ from django.utils import timezone
 from labeling.models import Assignment, Item, Judgment, Project
 from labeling.services.assignment import leases_release
 from labeling.services.errors import InvalidInput
+from labeling.services.rankings import rank_of, ranking_from_numbers
 
 PER_PAGE = 25
 MAX_QUERY = 200
@@ -87,7 +88,7 @@ def item_rows(*, items: list[Item]) -> list[ItemRow]:
     for item in items:
         responses = list(item.responses.all())
         position_of = {response.pk: response.position for response in responses}
-        gold_ranks = _ranks(item.gold_answer)
+        gold_ranks = rank_of(item.gold_answer, start=1)
         for response in responses:
             response.gold_rank = gold_ranks.get(response.position, "")
         rows.append(
@@ -114,26 +115,11 @@ def _judgment_row(judgment: Judgment, position_of: dict[int, int]) -> JudgmentRo
     )
 
 
-def _ranks(answer) -> dict[int, int]:
-    if not answer:
-        return {}
-    return {position: rank for rank, group in enumerate(answer, start=1) for position in group}
-
-
 def gold_answer_from_ranks(*, ranks: dict[int, str | int], count: int) -> list[list[int]]:
     """Rank numbers per response position (1 = best; equal numbers tie) as a ranking of positions."""
     if sorted(ranks) != list(range(count)):
         raise InvalidInput(f"Give each of the {count} responses a rank (1 = best; equal ranks are a tie).")
-    by_rank: dict[int, list[int]] = {}
-    for position, rank in ranks.items():
-        try:
-            number = int(rank)
-        except (TypeError, ValueError):
-            raise InvalidInput(f"Response {position}: rank {rank!r} is not a whole number.") from None
-        if not 1 <= number <= count:
-            raise InvalidInput(f"Response {position}: ranks go from 1 to {count} (got {number}).")
-        by_rank.setdefault(number, []).append(position)
-    return [sorted(positions) for _, positions in sorted(by_rank.items())]
+    return ranking_from_numbers(ranks, count=count, member=lambda position: position, name=lambda p: f"Response {p}: ")
 
 
 def item_gold_set(*, item: Item, answer: list[list[int]] | None) -> Item:

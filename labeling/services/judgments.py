@@ -10,6 +10,7 @@ from labeling.models import Assignment, Item, Judgment, JudgmentRevision, Projec
 from labeling.services import sql
 from labeling.services.criteria import criteria_answers_validate
 from labeling.services.errors import Conflict, InvalidInput, ItemWithdrawn, NotFound
+from labeling.services.rankings import ranking_from_numbers
 from labeling.services.text import text_checked
 
 Ranking = list[list[int]]
@@ -35,16 +36,7 @@ def ranking_from_ranks(*, assignment: Assignment, ranks: dict) -> Ranking:
     """Rank numbers per response id (1 = best; equal numbers tie) as a ranking."""
     if len(ranks) != len(assignment.shown_order):
         raise InvalidInput(f"Give every one of the {len(assignment.shown_order)} responses a rank.")
-    by_rank: dict[int, list[int]] = {}
-    for response_id, rank in ranks.items():
-        try:
-            number = int(rank)
-        except (TypeError, ValueError):
-            raise InvalidInput(f"Rank {rank!r} is not a whole number.") from None
-        if not 1 <= number <= len(assignment.shown_order):
-            raise InvalidInput(f"Ranks go from 1 to {len(assignment.shown_order)} (got {number}).")
-        by_rank.setdefault(number, []).append(int(response_id))
-    return [sorted(ids) for _, ids in sorted(by_rank.items())]
+    return ranking_from_numbers(ranks, count=len(assignment.shown_order))
 
 
 def ranking_validate(*, ranking, shown_order: list[int]) -> Ranking:

@@ -1,15 +1,45 @@
-"""Rankings (groups of response ids, best first) read as pairwise outcomes."""
+"""Rankings (groups of response ids or positions, best first): made from rank numbers,
+and read as ranks or as pairwise outcomes."""
 
+from collections.abc import Callable, Hashable
 from itertools import combinations
+
+from labeling.services.errors import InvalidInput
+
+
+def rank_of(ranking: list[list[int]], *, start: int = 0) -> dict[int, int]:
+    """Each member's rank: its group's index, from `start` (tied members share one)."""
+    return {member: rank for rank, group in enumerate(ranking or [], start=start) for member in group}
+
+
+def ranking_from_numbers(
+    numbers: dict[Hashable, str | int], *, count: int, member: Callable = int, name: Callable = lambda key: ""
+) -> list[list[int]]:
+    """Rank numbers per member (1 = best; equal numbers tie) as a ranking, best first.
+
+    `member` turns a key into what the ranking holds; `name` says which entry an error is
+    about ("Response 2: " or nothing).
+    """
+    by_rank: dict[int, list[int]] = {}
+    for key, rank in numbers.items():
+        prefix = name(key)
+        try:
+            number = int(rank)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"{prefix}{'r' if prefix else 'R'}ank {rank!r} is not a whole number.") from None
+        if not 1 <= number <= count:
+            raise InvalidInput(f"{prefix}{'r' if prefix else 'R'}anks go from 1 to {count} (got {number}).")
+        by_rank.setdefault(number, []).append(member(key))
+    return [sorted(members) for _, members in sorted(by_rank.items())]
 
 
 def pair_outcomes(ranking: list[list[int]]):
     """Yield (better, worse, tied) for every pair of responses in a ranking."""
-    rank_of = {pk: index for index, group in enumerate(ranking) for pk in group}
-    for first, second in combinations(sorted(rank_of), 2):
-        if rank_of[first] == rank_of[second]:
+    ranks = rank_of(ranking)
+    for first, second in combinations(sorted(ranks), 2):
+        if ranks[first] == ranks[second]:
             yield first, second, True
-        elif rank_of[first] < rank_of[second]:
+        elif ranks[first] < ranks[second]:
             yield first, second, False
         else:
             yield second, first, False
