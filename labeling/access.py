@@ -46,12 +46,6 @@ def projects_for_user(user: AbstractBaseUser):
     return Project.objects.filter(memberships__user=user).distinct().order_by("-created_at")
 
 
-def membership_for_user(user: AbstractBaseUser, project: Project) -> Membership | None:
-    if not user.is_authenticated:
-        return None
-    return Membership.objects.filter(user=user, project=project).first()
-
-
 def assignment_for_user(
     user: AbstractBaseUser, assignment_id: str, *, project: Project | None = None, lock: bool = False
 ) -> Assignment:

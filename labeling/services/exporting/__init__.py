@@ -10,7 +10,7 @@ import gc
 import shutil
 import tempfile
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
@@ -62,9 +62,6 @@ class ExportReport:
     judgments: int = 0
     counts: AggregateCounts = field(default_factory=AggregateCounts)
     options: ExportOptions = field(default_factory=ExportOptions)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def preferences_export(*, project: Project, out_dir: Path | str, options: ExportOptions | None = None) -> ExportReport:
