@@ -113,11 +113,10 @@ def judgment_submit(
             raise Conflict("You skipped this item, so it cannot be judged any more.")
         if locked.item.withdrawn_at is not None:
             raise ItemWithdrawn("This item was withdrawn by a manager; your answer was not needed. Moving on.")
-        validated = ranking_validate(ranking=ranking, shown_order=locked.shown_order)
-        details = _answer_fields(
+        answer = _answer_fields(
             project=locked.project,
             shown_order=locked.shown_order,
-            ranking=validated,
+            ranking=ranking,
             strength=strength,
             both_bad=both_bad,
             rationale=rationale,
@@ -129,8 +128,7 @@ def judgment_submit(
             project_id=locked.project_id,
             item_id=locked.item_id,
             annotator=annotator,
-            ranking=validated,
-            **details,
+            **answer,
             seconds=round((now - locked.created_at).total_seconds(), 3),
             visible_seconds=_seconds(visible_seconds),
             late=released or locked.expires_at < now,
@@ -225,15 +223,18 @@ def _check_details(*, strength, rationale) -> None:
         text_checked(rationale, "The rationale", limit=MAX_RATIONALE_CHARS)
 
 
-def _answer_fields(*, project: Project, shown_order, ranking: Ranking, strength, both_bad, rationale, criteria) -> dict:
-    """The judgment's fields besides the ranking, checked against the project's rules
-    (after `_check_details`, which the callers run before taking any lock)."""
+def _answer_fields(*, project: Project, shown_order, ranking, strength, both_bad, rationale, criteria) -> dict:
+    """The judgment's answer (ranking, strength, both_bad, rationale, criteria), checked against
+    what was shown and the project's rules (after `_check_details`, which the callers run
+    before taking any lock)."""
+    ranking = ranking_validate(ranking=ranking, shown_order=shown_order)
     rationale = (rationale or "").strip()
     if project.rationale_required and not rationale:
         raise InvalidInput("This project asks for a rationale: say briefly why.")
     answers = criteria_answers_validate(definitions=project.criteria or [], answers=criteria, response_ids=shown_order)
     tie = len(ranking) == 1
     return {
+        "ranking": ranking,
         "strength": None if tie else strength,
         "both_bad": bool(both_bad),
         "rationale": rationale,
@@ -276,12 +277,10 @@ def judgment_revise(
             raise NotFound("No such judgment.")
         if locked.project.archived_at is not None:
             raise Conflict("This project is archived; its judgments can no longer change.")
-        shown = locked.assignment.shown_order
-        validated = ranking_validate(ranking=ranking, shown_order=shown)
-        details = _answer_fields(
+        answer = _answer_fields(
             project=locked.project,
-            shown_order=shown,
-            ranking=validated,
+            shown_order=locked.assignment.shown_order,
+            ranking=ranking,
             strength=strength,
             both_bad=both_bad,
             rationale=rationale,
@@ -297,8 +296,7 @@ def judgment_revise(
             criteria=locked.criteria,
             made_at=locked.updated_at,
         )
-        locked.ranking = validated
-        for field, value in details.items():
+        for field, value in answer.items():
             setattr(locked, field, value)
         locked.revision += 1
         locked.save()
