@@ -3,12 +3,8 @@
 The OpenAPI schema is served at /api/openapi.json.
 """
 
-import copy
 import json
-from time import monotonic
 
-from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import DataError, transaction
 from django.http import FileResponse, HttpRequest, HttpResponse
 from ninja import File, Form, NinjaAPI, Schema, Status, UploadedFile
@@ -22,37 +18,12 @@ from labeling.services.exporting import ExportOptions
 from labeling.services.jobs import job_download_path, job_export_start, job_import_start, job_status
 from labeling.services.judgments import judgment_submit
 from labeling.services.metrics import project_stats
-from labeling.services.projects import membership_add, project_create_managed, token_authenticate
-
-# token -> (monotonic deadline, user as read then). Per process; see API_TOKEN_CACHE_SECONDS.
-_token_cache: dict[str, tuple[float, AbstractBaseUser]] = {}
-_TOKEN_CACHE_MAX = 10_000
-
-
-def _token_user(token: str) -> AbstractBaseUser | None:
-    """The user holding `token`, checked against the database at most every API_TOKEN_CACHE_SECONDS.
-
-    A revoked token (or a deactivated user) keeps working in a process that checked it
-    less than that many seconds before, never longer; refusals are never cached.
-    """
-    now = monotonic()
-    cached = _token_cache.get(token)
-    if cached is not None and cached[0] > now:
-        return copy.copy(cached[1])  # a copy: per-request caches (permissions) must not outlive the request
-    user = token_authenticate(token=token)
-    ttl = settings.API_TOKEN_CACHE_SECONDS
-    if user is None or ttl <= 0:
-        _token_cache.pop(token, None)
-        return user
-    if len(_token_cache) >= _TOKEN_CACHE_MAX:
-        _token_cache.clear()
-    _token_cache[token] = (now + ttl, copy.copy(user))
-    return user
+from labeling.services.projects import membership_add, project_create_managed, token_user
 
 
 class BearerToken(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str):
-        user = _token_user(token)
+        user = token_user(token=token)
         if user is not None:
             request.user = user
         return user

@@ -1,7 +1,9 @@
 """Projects, memberships and API tokens."""
 
+import copy
 import hashlib
 import secrets
+from time import monotonic
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -195,6 +197,32 @@ def token_authenticate(*, token: str) -> AbstractBaseUser | None:
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(pk=row.pk).update(last_used_at=now)
     return row.user
+
+
+# token -> (monotonic deadline, user as read then). Per process; see API_TOKEN_CACHE_SECONDS.
+_token_cache: dict[str, tuple[float, AbstractBaseUser]] = {}
+_TOKEN_CACHE_MAX = 10_000
+
+
+def token_user(*, token: str) -> AbstractBaseUser | None:
+    """The user holding `token`, checked against the database at most every API_TOKEN_CACHE_SECONDS.
+
+    A revoked token (or a deactivated user) keeps working in a process that checked it
+    less than that many seconds before, never longer; refusals are never cached.
+    """
+    now = monotonic()
+    cached = _token_cache.get(token)
+    if cached is not None and cached[0] > now:
+        return copy.copy(cached[1])  # a copy: per-request caches (permissions) must not outlive the request
+    user = token_authenticate(token=token)
+    ttl = settings.API_TOKEN_CACHE_SECONDS
+    if user is None or ttl <= 0:
+        _token_cache.pop(token, None)
+        return user
+    if len(_token_cache) >= _TOKEN_CACHE_MAX:
+        _token_cache.clear()
+    _token_cache[token] = (now + ttl, copy.copy(user))
+    return user
 
 
 def project_create_managed(*, creator: AbstractBaseUser, **fields) -> Project:

@@ -2,8 +2,8 @@
 
 import pytest
 
-import labeling.api as api_module
-from labeling.services.projects import token_create, token_revoke
+import labeling.services.projects as projects_module
+from labeling.services.projects import token_create, token_revoke, token_user
 
 
 @pytest.fixture
@@ -13,7 +13,7 @@ def clock(monkeypatch):
     class Clock:
         now = 1000.0
 
-    monkeypatch.setattr(api_module, "monotonic", lambda: Clock.now)
+    monkeypatch.setattr(projects_module, "monotonic", lambda: Clock.now)
     return Clock
 
 
@@ -52,15 +52,19 @@ def test_a_deactivated_user_is_refused_after_the_window(client, settings, clock,
     assert _next(client, project, token).status_code == 401
 
 
-def test_a_refusal_is_not_cached(client, settings, clock, annotator, project, items):
+def test_a_refusal_is_not_cached(client, settings, clock, annotator, project, items, monkeypatch):
     settings.API_TOKEN_CACHE_SECONDS = 5
-    assert _next(client, project, "hf_lbl_not-a-real-token").status_code == 401
     _, token = token_create(username=annotator.username)
-    assert _next(client, project, token).status_code == 200
+    real = projects_module.token_authenticate
+    monkeypatch.setattr(projects_module, "token_authenticate", lambda token: None)  # the database says no, once
+    assert _next(client, project, token).status_code == 401
+    monkeypatch.setattr(projects_module, "token_authenticate", real)
+    assert _next(client, project, token).status_code == 200  # asked again at once, not answered from a cache
 
 
 def test_each_request_gets_its_own_user_object(client, settings, clock, annotator, project, items):
     """Per-request state on the user (Django's permission caches) must not leak into the next request."""
     settings.API_TOKEN_CACHE_SECONDS = 5
     _, token = token_create(username=annotator.username)
-    assert api_module._token_user(token) is not api_module._token_user(token)
+    first, second, third = (token_user(token=token) for _ in range(3))  # a miss, then two hits
+    assert first is not second and second is not third
