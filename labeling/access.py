@@ -75,10 +75,6 @@ def assignment_for_user(
     return assignment
 
 
-_ASSIGNMENT_FIELDS = sql.field_names(Assignment)
-_PROJECT_FIELDS = sql.field_names(Project)
-
-
 def _assignment_locked(user: AbstractBaseUser, pk: uuid.UUID, project: Project | None) -> Assignment:
     """`assignment_for_user(lock=True)`: one hand-written statement (see labeling/services/sql.py)."""
     assert connection.in_atomic_block, "lock=True needs a transaction"
@@ -99,9 +95,7 @@ def _assignment_locked(user: AbstractBaseUser, pk: uuid.UUID, project: Project |
     row = sql.one(query, params)
     if row is None:
         raise Http404("No such assignment.")
-    split = len(_ASSIGNMENT_FIELDS)
-    assignment = sql.load(Assignment, _ASSIGNMENT_FIELDS, row[:split])
-    assignment.project = sql.load(Project, _PROJECT_FIELDS, row[split : split + len(_PROJECT_FIELDS)])
+    assignment, assignment.project = sql.load_joined(row, Assignment, Project)
     assignment.item = sql.load(Item, ("id", "withdrawn_at"), row[-2:])  # the rest of the item loads if read
     assignment.locked = True
     return assignment

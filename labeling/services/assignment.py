@@ -90,10 +90,6 @@ def assignment_prefetch(*, project: Project, annotator: AbstractBaseUser) -> Ass
         return _lease_new(project, annotator, now, queued=True)
 
 
-_ASSIGNMENT_FIELDS = sql.field_names(Assignment)
-_ITEM_FIELDS = sql.field_names(Item)
-
-
 def _leases(project: Project, annotator: AbstractBaseUser) -> tuple[Assignment | None, Assignment | None]:
     """Lock the annotator's membership, then read their current and queued leases.
 
@@ -116,10 +112,8 @@ def _leases(project: Project, annotator: AbstractBaseUser) -> tuple[Assignment |
         [annotator.pk, project.pk, Assignment.State.ACTIVE],
     )
     by_queue = {}
-    split = len(_ASSIGNMENT_FIELDS)
     for row in rows:
-        lease = sql.load(Assignment, _ASSIGNMENT_FIELDS, row[:split])
-        lease.item = sql.load(Item, _ITEM_FIELDS, row[split:])
+        lease, lease.item = sql.load_joined(row, Assignment, Item)
         by_queue[lease.queued] = lease
     return by_queue.get(False), by_queue.get(True)
 
@@ -204,7 +198,7 @@ def _claim_window(project: Project, annotator: AbstractBaseUser) -> Item | None:
     row = sql.one(query, {"project": project.pk, "annotator": annotator.pk, "window": CLAIM_WINDOW})
     if row is None:
         return None
-    item = sql.load(Item, _ITEM_FIELDS, row[:-1])
+    (item,) = sql.load_joined(row, Item)  # the responses' JSON follows
     responses = [Response.from_db(connection.alias, _RESPONSE_FIELDS, values) for values in row[-1] or []]
     queryset = item.responses.all()
     queryset._result_cache, queryset._prefetch_done = responses, True

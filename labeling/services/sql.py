@@ -63,13 +63,9 @@ def prep(model: type[Model], field_name: str, value):
     return model._meta.get_field(field_name).get_db_prep_save(value, connection)
 
 
+@cache
 def columns(model: type[Model], alias: str) -> str:
     """Every concrete column of `model`, qualified by `alias`, in field order (for `Model.objects.raw`)."""
-    return _columns(model, alias)
-
-
-@cache
-def _columns(model: type[Model], alias: str) -> str:
     quote = connection.ops.quote_name
     return ", ".join(f"{alias}.{quote(field.column)}" for field in model._meta.concrete_fields)
 
@@ -97,6 +93,18 @@ def _converters(model: type[Model], names: tuple[str, ...]):
     return result
 
 
+@cache
 def field_names(model: type[Model]) -> tuple[str, ...]:
     """The attnames of every concrete field, in the order `columns` lists them."""
     return tuple(field.attname for field in model._meta.concrete_fields)
+
+
+def load_joined(row, *models: type[Model]) -> list[Model]:
+    """Instances of `models` from a row that lists each one's `columns`, in that order; any
+    columns after them are left for the caller."""
+    loaded, start = [], 0
+    for model in models:
+        names = field_names(model)
+        loaded.append(load(model, names, row[start : start + len(names)]))
+        start += len(names)
+    return loaded
