@@ -30,8 +30,12 @@ class _WebOnly:
 
     def __call__(self, request):
         if is_api(request):
+            self.for_api(request)
             return self.get_response(request)
         return super().__call__(request)
+
+    def for_api(self, request) -> None:
+        """What an API request gets instead of this middleware (nothing by default)."""
 
 
 class SessionMiddleware(_WebOnly, _SessionMiddleware):
@@ -39,12 +43,8 @@ class SessionMiddleware(_WebOnly, _SessionMiddleware):
 
 
 class AuthenticationMiddleware(_WebOnly, _AuthenticationMiddleware):
-    def __call__(self, request):
-        if is_api(request):
-            # Until the bearer token is checked, nobody: the API never reads a session.
-            request.user = AnonymousUser()
-            return self.get_response(request)
-        return super().__call__(request)
+    def for_api(self, request) -> None:
+        request.user = AnonymousUser()  # until the bearer token is checked, nobody: the API never reads a session
 
 
 class MessageMiddleware(_WebOnly, _MessageMiddleware):
