@@ -80,21 +80,21 @@ def job_import_start(
     The job row and its file appear together: if the file cannot be written, no job is left behind.
     """
     name = upload_checked(upload, fmt)
-    with transaction.atomic():
-        job = Job.objects.create(
-            project=project,
-            kind=Job.Kind.IMPORT,
-            created_by=user,
-            params={"format": fmt, "skip_invalid": skip_invalid, "file_name": name},
-        )
-        path = _job_dir(job) / name
-        try:
-            upload_save(upload, path)
-        except BaseException:
-            shutil.rmtree(path.parent, ignore_errors=True)
-            raise
-        Job.objects.filter(pk=job.pk).update(input_path=str(path))
-        _enqueue(job)
+    job = Job(  # its id is known before it is saved: the file goes first, then the row
+        project=project,
+        kind=Job.Kind.IMPORT,
+        created_by=user,
+        params={"format": fmt, "skip_invalid": skip_invalid, "file_name": name},
+    )
+    path = _job_dir(job) / name
+    try:
+        upload_save(upload, path)
+    except BaseException:
+        shutil.rmtree(path.parent, ignore_errors=True)
+        raise
+    job.input_path = str(path)
+    job.save()
+    _enqueue(job)
     job.refresh_from_db()
     return job
 

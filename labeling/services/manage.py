@@ -76,9 +76,7 @@ def import_preview(
     name = upload_checked(upload, fmt)
     _discard_stale(project, user)
     upload_id = str(uuid.uuid4())
-    folder = _staging_root(project, user) / upload_id
-    folder.mkdir(parents=True)
-    upload_save(upload, folder / name)
+    upload_save(upload, _staging_root(project, user) / upload_id / name)
     return staged_preview(project=project, user=user, upload_id=upload_id, fmt=fmt)
 
 

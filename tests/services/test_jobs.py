@@ -93,3 +93,27 @@ def test_starting_an_export_leaves_the_callers_options_alone(
         job = job_export_start(project=project, user=manager, options=options)
     assert options.fmt == "jsonl"
     assert job.params["fmt"] == "parquet"  # an export job always writes the Hub layout's Parquet files
+
+
+def test_an_upload_over_the_limit_is_refused_before_anything_is_kept(project, manager, settings, tmp_path):
+    settings.LABELING_JOBS_DIR = tmp_path / "jobs"
+    settings.LABELING_MAX_UPLOAD_BYTES = 3
+    with pytest.raises(InvalidInput, match="over the limit of 3"):
+        job_import_start(project=project, user=manager, upload=_upload(ROWS))
+    assert not Job.objects.exists()
+    assert not (tmp_path / "jobs").exists()
+
+
+def test_an_upload_that_breaks_midway_leaves_no_job_and_no_file(project, manager, settings, tmp_path):
+    settings.LABELING_JOBS_DIR = tmp_path / "jobs"
+    upload = _upload(ROWS)
+
+    def chunks():
+        yield b'{"id": "q1"'
+        raise OSError("connection reset")
+
+    upload.chunks = chunks
+    with pytest.raises(OSError, match="connection reset"):
+        job_import_start(project=project, user=manager, upload=upload)
+    assert not Job.objects.exists()
+    assert list((tmp_path / "jobs").iterdir()) == []  # the partial file and its folder are gone
