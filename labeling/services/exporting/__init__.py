@@ -7,6 +7,7 @@ Splits are grouped by item (no prompt in two splits) and deterministic for a see
 """
 
 import gc
+import json
 import shutil
 import tempfile
 from contextlib import ExitStack, contextmanager
@@ -227,7 +228,7 @@ def _preferences(judgments: list[tuple], options: ExportOptions, counts: Aggrega
         single = one_vote(judgments[0][0], judgments[0][1], counts)
         if single is not None:
             return [single]
-    pairs = item_pairs([(judgment[0], judgment[1]) for judgment in judgments])
+    pairs = item_pairs(judgments)  # (ranking, strength) each
     return aggregate(pairs, policy=options.aggregate, min_agreement=options.min_agreement, counts=counts)
 
 
@@ -235,7 +236,6 @@ def _add_common(target: Columns, external_id: str, preference) -> None:
     target["item_id"].append(external_id)
     target["votes"].append(preference.votes)
     target["agreement"].append(preference.agreement)
-    target.rows += 1
 
 
 def _add_raw(target: Columns, project: Project, external_id: str, judgment: tuple, responses: dict) -> None:
@@ -251,9 +251,8 @@ def _add_raw(target: Columns, project: Project, external_id: str, judgment: tupl
     target["strength"].append(strength)
     target["both_bad"].append(both_bad)
     target["rationale"].append(rationale)
-    target["criteria"].append(reading.json_dumps_sorted(criteria))
+    target["criteria"].append(json.dumps(criteria, sort_keys=True))
     target["seconds"].append(seconds)
     target["late"].append(late)
     target["created_at"].append(created.isoformat())
     target["updated_at"].append(updated.isoformat())
-    target.rows += 1

@@ -11,7 +11,7 @@ value) of the gaps in the votes that agree with the exported preference.
 from dataclasses import dataclass, field
 from statistics import median_low
 
-from labeling.services.rankings import pair_outcomes
+from labeling.services.rankings import pair_outcomes, rank_of
 
 POLICIES = ("majority", "unanimous", "all")
 
@@ -59,7 +59,7 @@ def item_pairs(judgments: list[tuple[list[list[int]], int | None]]) -> dict[tupl
     pairs: dict[tuple[int, int], PairVotes] = {}
     for ranking, strength in judgments:
         strength = strength or 1
-        place = {pk: index for index, group in enumerate(ranking) for pk in group}
+        place = rank_of(ranking)
         for better, worse, tied in pair_outcomes(ranking):
             low, high = min(better, worse), max(better, worse)
             votes = pairs.setdefault((low, high), PairVotes(low, high))

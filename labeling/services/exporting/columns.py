@@ -46,7 +46,10 @@ class Columns:
         self.data: dict[str, list | Messages] = {
             name: Messages() if conversational and name in MESSAGE_COLUMNS else [] for name in names
         }
-        self.rows = 0
+
+    @property
+    def rows(self) -> int:
+        return len(self.data["item_id"])  # every config has one item_id per row
 
     def __getitem__(self, name: str):
         return self.data[name]
@@ -64,13 +67,12 @@ class Text:
 
     def __init__(self, style: str) -> None:
         self.conversational = style == "conversational"
-        self.style = style
 
     def prompt(self, messages: list[dict]):
         """What `add_prompt` appends for every row of an item: computed once per item."""
         if self.conversational:
             return [message["role"] for message in messages], [message["content"] for message in messages]
-        return styles.prompt(messages, self.style)
+        return styles.standard_prompt(messages)
 
     def add_prompt(self, column, prepared) -> None:
         if self.conversational:
@@ -82,4 +84,4 @@ class Text:
         if self.conversational:
             column.append_assistant(content)
         else:
-            column.append(styles.completion(content, self.style))
+            column.append(styles.standard_completion(content))

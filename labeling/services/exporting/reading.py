@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import connection
 
 from labeling.models import Item, Judgment, Project, Response
+from labeling.services import sql
 
 ITEM_BATCH = 2000
 CURSOR_CHUNK = 10_000
@@ -64,9 +65,8 @@ def test_items(*, project: Project, include_gold: bool, test_size: float, seed: 
     return set(item_ids[:count])
 
 
-def judgment_batches(*, project: Project, raw: bool, include_gold: bool, size: int | None = None):
-    """Yield a `Batch` for every `size` judged items, in item order and, per item, in submit order."""
-    size = size or ITEM_BATCH
+def judgment_batches(*, project: Project, raw: bool, include_gold: bool):
+    """Yield a `Batch` for every ITEM_BATCH judged items, in item order and, per item, in submit order."""
     ordered = judgments(project=project, include_gold=include_gold).order_by("item_id", "created_at")
     if raw:
         rows = ordered.values_list(*RAW_FIELDS).iterator(chunk_size=CURSOR_CHUNK)
@@ -76,7 +76,7 @@ def judgment_batches(*, project: Project, raw: bool, include_gold: bool, size: i
     current = None
     for row in rows:
         if row[0] != current:
-            if len(grouped) >= size:
+            if len(grouped) >= ITEM_BATCH:
                 yield _batch(grouped)
                 grouped = []
             current = row[0]
@@ -97,17 +97,11 @@ def _pair_rows(query):
 
 
 def _batch(grouped: list[tuple[int, list[tuple]]]) -> Batch:
-    item_ids = [item_id for item_id, _ in grouped]
-    if connection.vendor == "postgresql":
-        # One text parameter: psycopg's list dumper costs more than the query at 2,000 ids.
-        where, params = "= ANY(%s::bigint[])", ["{" + ",".join(map(str, item_ids)) + "}"]
-    else:
-        where, params = f"IN ({', '.join(['%s'] * len(item_ids))})", item_ids
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT id, external_id, prompt FROM {Item._meta.db_table} WHERE id {where}", params)  # noqa: S608
-        items = {pk: (external_id, _json(prompt)) for pk, external_id, prompt in cursor.fetchall()}
-        cursor.execute(f"SELECT id, model, content FROM {Response._meta.db_table} WHERE item_id {where}", params)  # noqa: S608
-        responses = {pk: (model, content) for pk, model, content in cursor.fetchall()}
+    where, params = sql.in_values([item_id for item_id, _ in grouped], bigint=True)
+    item_rows = sql.rows(f"SELECT id, external_id, prompt FROM {Item._meta.db_table} WHERE id {where}", params)  # noqa: S608
+    items = {pk: (external_id, _json(prompt)) for pk, external_id, prompt in item_rows}
+    response_rows = sql.rows(f"SELECT id, model, content FROM {Response._meta.db_table} WHERE item_id {where}", params)  # noqa: S608
+    responses = {pk: (model, content) for pk, model, content in response_rows}
     return Batch(grouped, items, responses)
 
 
@@ -126,10 +120,6 @@ def _json(value):
         return _decode(value)[0]
     except json.JSONDecodeError:
         return json.loads(value)
-
-
-def json_dumps_sorted(value) -> str:
-    return json.dumps(value, sort_keys=True)
 
 
 def annotator_pseudonym(project: Project, annotator_id: int) -> str:

@@ -12,16 +12,13 @@ _SPEAKERS = {"user": "Human", "assistant": "Assistant", "system": "System"}
 _MESSAGE = {"role": Value("string"), "content": Value("string")}
 
 
-def prompt(messages: list[dict], style: str):
-    if style == "conversational":
-        return [{"role": message["role"], "content": message["content"]} for message in messages]
+def standard_prompt(messages: list[dict]) -> str:
+    """The prompt as standard text (conversational prompts are written by `columns.Text`)."""
     turns = "".join(f"\n\n{_SPEAKERS[message['role']]}: {message['content']}" for message in messages)
     return turns + "\n\nAssistant:"
 
 
-def completion(content: str, style: str):
-    if style == "conversational":
-        return [{"role": "assistant", "content": content}]
+def standard_completion(content: str) -> str:
     return " " + content
 
 

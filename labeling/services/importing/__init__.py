@@ -7,6 +7,7 @@ nothing; rows whose external id the project already has are skipped and counted.
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from django.db import transaction
@@ -111,18 +112,14 @@ def _import_rows(project, rows, report: ImportReport, skip_invalid: bool, progre
         progress(report.rows)
 
 
-_shapes_seen: dict[tuple, str] = {}
+@lru_cache(maxsize=256)
+def _shape_of_columns(columns: tuple) -> str:
+    """`detect_shape`, remembered by the row's columns in order: the rows of a file share them."""
+    return detect_shape(set(columns))
 
 
 def _shape_of(row: dict) -> str:
-    """`detect_shape`, remembered by the row's columns in order: the rows of a file share them."""
-    columns = tuple(row)
-    shape = _shapes_seen.get(columns)
-    if shape is None:
-        shape = detect_shape(set(columns))
-        if len(_shapes_seen) < 256:  # a file whose every row has other columns cannot grow it without end
-            _shapes_seen[columns] = shape
-    return shape
+    return _shape_of_columns(tuple(row))
 
 
 def _normalize_row(number: int, row: dict | RowError, report: ImportReport) -> list[NormalizedItem]:

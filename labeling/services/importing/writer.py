@@ -16,6 +16,7 @@ from django.db import connection, models
 from django.utils import timezone
 
 from labeling.models import Item, Project, Response
+from labeling.services import sql
 from labeling.services.importing.shapes import NormalizedItem
 
 __all__ = ["BatchWriter"]
@@ -68,8 +69,6 @@ class BatchWriter:
 
     def write(self, items: Sequence[NormalizedItem]) -> None:
         self.wait()
-        if not items:
-            return
         if not self._threaded:
             _write_sqlite(self.project, items, *_columns())
             return
@@ -84,13 +83,9 @@ def existing_external_ids(*, project: Project, external_ids: list[str]) -> set[s
     if not external_ids:
         return set()
     table = connection.ops.quote_name(Item._meta.db_table)
-    if connection.vendor == "postgresql":
-        where, params = "external_id = ANY(%s)", [project.pk, external_ids]
-    else:
-        where, params = f"external_id IN ({', '.join(['%s'] * len(external_ids))})", [project.pk, *external_ids]
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT external_id FROM {table} WHERE project_id = %s AND {where}", params)  # noqa: S608
-        return {row[0] for row in cursor.fetchall()}
+    where, params = sql.in_values(external_ids)
+    query = f"SELECT external_id FROM {table} WHERE project_id = %s AND external_id {where}"  # noqa: S608
+    return {row[0] for row in sql.rows(query, [project.pk, *params])}
 
 
 def _columns() -> tuple:
