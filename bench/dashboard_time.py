@@ -15,7 +15,7 @@ What it does:
      card cost after a new judgment) and warm (the stored document is current),
    - GET /p/<slug>/ (the overview page) as the project's manager: with no stored document
      yet, with a stored document out of date (what a manager sees after a new judgment;
-     inline recompute at or under STATS_INLINE_JUDGMENTS) and with a current one,
+     inline recompute at or under LABELING_STATS_INLINE_JUDGMENTS) and with a current one,
    - POST of the refresh request (claims the project's refresh slot and queues the task),
    - the background recompute itself (the task body, in a forked process, so its peak
      memory is measured on its own);
@@ -470,7 +470,7 @@ def measure_project(slug: str, repeats: int) -> dict:
     from django.test import Client
 
     from labeling.models import Judgment, Project, StatsSnapshot
-    from labeling.services.metrics import STATS_INLINE_JUDGMENTS, project_stats
+    from labeling.services.metrics import project_stats
 
     settings.DEBUG = True  # count queries (connection.queries); the page renders the same
     project = Project.objects.get(slug=slug)
@@ -518,7 +518,7 @@ def measure_project(slug: str, repeats: int) -> dict:
     project_stats(project=project)
     results = {
         "judgments": Judgment.objects.filter(project=project).count(),
-        "inline_limit": STATS_INLINE_JUDGMENTS,
+        "inline_limit": settings.LABELING_STATS_INLINE_JUDGMENTS,
         "stats_cold": runs(forget, lambda: project_stats(project=project)),
         "stats_warm": runs(nothing, lambda: project_stats(project=project)),
         "page_first": runs(forget, page),

@@ -23,7 +23,7 @@ need every judgment's answer, not a sum the database can keep. So:
 3. `project_stats` (the command, the API, the dataset card) always answers for the current
    judgments, computing when the stored document is out of date. The dashboard never makes
    a manager wait for that on a big project (`snapshot.py`): above
-   STATS_INLINE_JUDGMENTS it shows the stored document at once, with its age and the
+   LABELING_STATS_INLINE_JUDGMENTS it shows the stored document at once, with its age and the
    judgments made since, and one background task per project recomputes it.
 
 Storing alone would not do (the first view after each new judgment would pay for a full
@@ -46,7 +46,7 @@ from labeling.services.metrics.annotators import (
     TOO_FAST_SECONDS,
     TOO_FAST_SHARE,
 )
-from labeling.services.metrics.snapshot import STATS_INLINE_JUDGMENTS, dashboard_stats
+from labeling.services.metrics.snapshot import dashboard_stats
 from labeling.services.metrics.stats import STATS_CACHE_SECONDS, project_stats
 
 __all__ = [
@@ -59,7 +59,6 @@ __all__ = [
     "POSITION_BIAS_MIN_EFFECT",
     "POSITION_BIAS_P",
     "STATS_CACHE_SECONDS",
-    "STATS_INLINE_JUDGMENTS",
     "TOO_FAST_SECONDS",
     "TOO_FAST_SHARE",
     "dashboard_stats",

@@ -17,16 +17,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from labeling.models import Project, StatsSnapshot
-from labeling.services.metrics.stats import STATS_VERSION, counts_read, snapshot_compute, stats_document
+from labeling.services.metrics.stats import counts_read, snapshot_compute, snapshot_current, stats_document, usable
 
-# Above this many judgments the dashboard never computes inline (setting LABELING_STATS_INLINE_JUDGMENTS).
-STATS_INLINE_JUDGMENTS = 50_000
 # A claim older than this is taken to be lost (a worker that died) and may be taken again.
 REFRESH_CLAIM_SECONDS = 15 * 60
-
-
-def inline_limit() -> int:
-    return getattr(settings, "LABELING_STATS_INLINE_JUDGMENTS", STATS_INLINE_JUDGMENTS)
 
 
 @dataclass(frozen=True)
@@ -59,18 +53,16 @@ def _claimed(snapshot: StatsSnapshot | None, now: datetime) -> bool:
 
 def dashboard_stats(*, project: Project) -> DashboardStats:
     """The document to show now. Computes inline only for a project of at most
-    `inline_limit()` judgments; otherwise returns the stored document, current or not,
+    LABELING_STATS_INLINE_JUDGMENTS judgments; otherwise returns the stored document, current or not,
     and the caller asks for a refresh (`stats_refresh_start`) when it is not current.
     Three queries, whatever the size of the project."""
     counts = counts_read(project=project)
     snapshot = StatsSnapshot.objects.filter(project=project).first()
     now = timezone.now()
-    if counts.matches(snapshot, now=now):
+    if counts.matches(snapshot, now=now) or counts.judgments <= settings.LABELING_STATS_INLINE_JUDGMENTS:
+        snapshot = snapshot_current(project=project, counts=counts, snapshot=snapshot)
         analysis, current = snapshot.document, True
-    elif counts.judgments <= inline_limit():
-        analysis, current = snapshot_compute(project=project, counts=counts), True
-        snapshot = StatsSnapshot.objects.filter(project=project).first()
-    elif snapshot is not None and snapshot.document is not None and snapshot.version == STATS_VERSION:
+    elif usable(snapshot):
         analysis, current = snapshot.document, False
     else:
         analysis, current = None, False
@@ -105,15 +97,14 @@ def stats_refresh_claim(*, project: Project) -> bool:
 
 
 def stats_refresh_release(*, project: Project, error: str = "") -> None:
-    """Give the refresh slot back; with `error`, record why the refresh did not happen
-    (the last document stays as it was)."""
-    changes = {"refresh_claimed_at": None}
-    if error:
-        changes.update(error=error[:2000], failed_at=timezone.now())
-    StatsSnapshot.objects.filter(project=project).update(**changes)
+    """Give the refresh slot back, recording why the refresh did not happen (`error`; the
+    last document stays as it was) or clearing an earlier failure."""
+    StatsSnapshot.objects.filter(project=project).update(
+        refresh_claimed_at=None, error=error[:2000], failed_at=timezone.now() if error else None
+    )
 
 
-def stats_snapshot_refresh(*, project: Project) -> StatsSnapshot:
+def stats_snapshot_refresh(*, project: Project) -> None:
     """The background refresh: compute and store the document unless it is already
     current, then release the slot. A failure keeps the last document and records why."""
     counts = counts_read(project=project)
@@ -124,5 +115,4 @@ def stats_snapshot_refresh(*, project: Project) -> StatsSnapshot:
         except Exception as error:
             stats_refresh_release(project=project, error=f"The refresh failed ({type(error).__name__}: {error}).")
             raise
-    StatsSnapshot.objects.filter(project=project).update(refresh_claimed_at=None, error="", failed_at=None)
-    return StatsSnapshot.objects.get(project=project)
+    stats_refresh_release(project=project)

@@ -41,14 +41,22 @@ class Counts:
         """Whether `snapshot` was computed from exactly these judgments, by this code, recently enough."""
         now = now or timezone.now()
         return (
-            snapshot is not None
-            and snapshot.document is not None
-            and snapshot.version == STATS_VERSION
+            usable(snapshot)
             and snapshot.judgments == self.judgments
             and snapshot.judgments_changed_at == self.changed
             and snapshot.computed_at is not None
             and snapshot.computed_at > now - timedelta(seconds=STATS_CACHE_SECONDS)
         )
+
+
+def usable(snapshot: StatsSnapshot | None) -> bool:
+    """Whether `snapshot` holds a document this code can show (current or not)."""
+    return snapshot is not None and snapshot.document is not None and snapshot.version == STATS_VERSION
+
+
+def snapshot_current(*, project: Project, counts: Counts, snapshot: StatsSnapshot | None) -> StatsSnapshot:
+    """`snapshot` when it was computed from exactly these judgments, else a newly computed one."""
+    return snapshot if counts.matches(snapshot) else snapshot_compute(project=project, counts=counts)
 
 
 def counts_read(*, project: Project) -> Counts:
@@ -84,9 +92,7 @@ def project_stats(*, project: Project, ties: str = "half", use_cache: bool = Tru
         return stats_document(counts, analyse(project=project, ties=ties, counts=counts))
     if ties == STORED_TIES:
         snapshot = StatsSnapshot.objects.filter(project=project).first()
-        if counts.matches(snapshot):
-            return stats_document(counts, snapshot.document)
-        return stats_document(counts, snapshot_compute(project=project, counts=counts))
+        return stats_document(counts, snapshot_current(project=project, counts=counts, snapshot=snapshot).document)
     key = ":".join(
         str(part)
         for part in (
@@ -106,12 +112,12 @@ def project_stats(*, project: Project, ties: str = "half", use_cache: bool = Tru
     return stats_document(counts, analysis)
 
 
-def snapshot_compute(*, project: Project, counts: Counts) -> dict:
+def snapshot_compute(*, project: Project, counts: Counts) -> StatsSnapshot:
     """Compute the stored-policy analysis and keep it as the project's snapshot, keyed by
     `counts` (read *before* the judgments: one arriving meanwhile makes it stale, never lost)."""
     started = time.perf_counter()
     analysis = analyse(project=project, ties=STORED_TIES, counts=counts)
-    StatsSnapshot.objects.update_or_create(
+    snapshot, _ = StatsSnapshot.objects.update_or_create(
         project=project,
         defaults={
             "document": analysis,
@@ -122,7 +128,7 @@ def snapshot_compute(*, project: Project, counts: Counts) -> dict:
             "seconds": round(time.perf_counter() - started, 3),
         },
     )
-    return analysis
+    return snapshot
 
 
 def analyse(*, project: Project, ties: str, counts: Counts) -> dict:
