@@ -119,7 +119,7 @@ def gold_answer_from_ranks(*, ranks: dict[int, str | int], count: int) -> list[l
     """Rank numbers per response position (1 = best; equal numbers tie) as a ranking of positions."""
     if sorted(ranks) != list(range(count)):
         raise InvalidInput(f"Give each of the {count} responses a rank (1 = best; equal ranks are a tie).")
-    return ranking_from_numbers(ranks, count=count, member=lambda position: position, name=lambda p: f"Response {p}: ")
+    return ranking_from_numbers(ranks, count=count, name=lambda position: f"Response {position}: ")
 
 
 def item_gold_set(*, item: Item, answer: list[list[int]] | None) -> Item:

@@ -13,12 +13,10 @@ def rank_of(ranking: list[list[int]], *, start: int = 0) -> dict[int, int]:
 
 
 def ranking_from_numbers(
-    numbers: dict[Hashable, str | int], *, count: int, member: Callable = int, name: Callable = lambda key: ""
+    numbers: dict[Hashable, str | int], *, count: int, name: Callable = lambda key: ""
 ) -> list[list[int]]:
-    """Rank numbers per member (1 = best; equal numbers tie) as a ranking, best first.
-
-    `member` turns a key into what the ranking holds; `name` says which entry an error is
-    about ("Response 2: " or nothing).
+    """Rank numbers per member (a response id or position; 1 = best, equal numbers tie) as a
+    ranking, best first. `name` says which entry an error is about ("Response 2: " or nothing).
     """
     by_rank: dict[int, list[int]] = {}
     for key, rank in numbers.items():
@@ -29,7 +27,7 @@ def ranking_from_numbers(
             raise InvalidInput(f"{prefix}{'r' if prefix else 'R'}ank {rank!r} is not a whole number.") from None
         if not 1 <= number <= count:
             raise InvalidInput(f"{prefix}{'r' if prefix else 'R'}anks go from 1 to {count} (got {number}).")
-        by_rank.setdefault(number, []).append(member(key))
+        by_rank.setdefault(number, []).append(int(key))
     return [sorted(members) for _, members in sorted(by_rank.items())]
 
 

@@ -15,6 +15,7 @@ from labeling.services.assignment import assignment_next, assignment_prefetch, a
 from labeling.services.errors import DomainError, ItemWithdrawn
 from labeling.services.judgments import judgment_revise, judgment_submit, judgments_history
 from labeling.services.progress import annotator_progress
+from labeling.services.rankings import rank_of
 from labeling.views.manage.common import HtmxHttpRequest
 
 LABELS = "ABCDEFGH"
@@ -25,18 +26,16 @@ def item_context(project: Project, assignment: Assignment, *, judgment: Judgment
     """What the judgment form shows: the prompt, the responses as shown, the questions, earlier answers."""
     responses = {response.pk: response for response in assignment.item.responses.all()}
     shown = [responses[pk] for pk in assignment.shown_order]
-    rank_of = {}
-    if judgment is not None:
-        rank_of = {pk: index + 1 for index, group in enumerate(judgment.ranking) for pk in group}
+    ranks = rank_of(judgment.ranking, start=1) if judgment is not None else {}
     if post is not None:
-        rank_of = {pk: post.get(f"rank_{pk}", "") for pk in assignment.shown_order}
+        ranks = {pk: post.get(f"rank_{pk}", "") for pk in assignment.shown_order}
     criteria = (judgment.criteria if judgment else {}) or {}
     if post is not None:
         criteria = criteria_from_post(post, project, assignment)
     for label, response in zip(LABELS, shown, strict=False):
         response.label = label
         response.pk_str = str(response.pk)
-        response.rank = rank_of.get(response.pk, "")
+        response.rank = ranks.get(response.pk, "")
     for definition in project.criteria or []:
         for response in shown:
             value = criteria.get(definition["key"], {})
