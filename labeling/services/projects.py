@@ -147,13 +147,7 @@ def membership_add(
         if user is None:
             if not create:
                 raise NotFound(f"User '{username}' does not exist; pass --create to create it.")
-            user = User(username=username)
-            try:
-                user.full_clean(exclude=["password"], validate_unique=False)
-            except ValidationError as error:
-                raise InvalidInput(
-                    f"Username: {' '.join(error.message_dict.get('username', error.messages))}"
-                ) from None
+            user = _new_user(username)
             if password:
                 user.set_password(password)
             else:
@@ -462,17 +456,23 @@ def project_reopen(*, project: Project) -> Project:
 # -- members ------------------------------------------------------------------
 
 
+def _new_user(username: str) -> AbstractBaseUser:
+    """An unsaved user with that name, checked by the user model's own validators."""
+    user = User(username=username)
+    try:
+        user.full_clean(exclude=["password"], validate_unique=False)
+    except ValidationError as error:
+        raise InvalidInput(f"Username: {' '.join(error.message_dict.get('username', error.messages))}") from None
+    return user
+
+
 def member_create(
     *, project: Project, username: str, password: str, role: str = Membership.Role.ANNOTATOR
 ) -> Membership:
     """Create a user with a password and make them a member. Never touches an existing account."""
     _check_role(role)
     username = (username or "").strip()
-    user = User(username=username)
-    try:
-        user.full_clean(exclude=["password"], validate_unique=False)
-    except ValidationError as error:
-        raise InvalidInput(f"Username: {' '.join(error.message_dict.get('username', error.messages))}") from None
+    user = _new_user(username)
     try:
         validate_password(password, user=user)
     except ValidationError as error:

@@ -7,16 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.cache import cache
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from labeling.models import Item, Judgment, Project, StatsSnapshot
+from labeling.models import Judgment, Project, StatsSnapshot
 from labeling.services.errors import InvalidInput
 from labeling.services.metrics.agreement import agreement_summary, units_build
 from labeling.services.metrics.annotators import annotator_rows
 from labeling.services.metrics.leaderboard import TIES, leaderboard
 from labeling.services.metrics.loading import answers_load, judgments_load, responses_load
+from labeling.services.progress import items_progress
 
 # Bump when the document's content changes, so documents of older code are not served.
 STATS_VERSION = 3
@@ -60,12 +61,10 @@ def snapshot_current(*, project: Project, counts: Counts, snapshot: StatsSnapsho
 
 
 def counts_read(*, project: Project) -> Counts:
-    progress = Item.objects.filter(project=project).aggregate(
-        items=Count("id"), items_complete=Count("id", filter=Q(is_complete=True))
-    )
+    progress = items_progress(project=project)
     # count(*), not count(id): with the (project, updated_at) index PostgreSQL answers from the index alone.
     latest = Judgment.objects.filter(project=project).aggregate(judgments=Count("*"), changed=Max("updated_at"))
-    return Counts(progress["items"], progress["items_complete"], latest["judgments"], latest["changed"])
+    return Counts(progress["items"], progress["complete"], latest["judgments"], latest["changed"])
 
 
 def stats_document(counts: Counts, analysis: dict) -> dict:
