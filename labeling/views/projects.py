@@ -90,7 +90,7 @@ def stats_status(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 
 def _status(request: HtmxHttpRequest, project, shown: DashboardStats) -> HttpResponse:
     displayed = request.GET.get("shown") or request.POST.get("shown", "")
-    if request.htmx and shown.stats is not None and shown.stats["computed_at"] != displayed:
+    if request.htmx and shown.newer_than(displayed):
         return HttpResponseClientRefresh()
     return render(request, "labeling/overview.html#status", {"project": project, "shown": shown, "polling": True})
 

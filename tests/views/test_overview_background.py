@@ -183,3 +183,17 @@ def test_refresh_needs_post(client, manager, refresh_url, status_url):
 
     assert client.get(refresh_url).status_code == 405
     assert client.post(status_url).status_code == 405
+
+
+def test_old_figures_with_no_new_judgment_say_why_and_how_long_the_last_run_took(
+    client, manager, computed, url, refresh_url, settings
+):
+    settings.TASKS = DUMMY
+    StatsSnapshot.objects.filter(pk=computed.pk).update(
+        computed_at=timezone.now() - timedelta(minutes=11), seconds=42.0
+    )
+    html = client.get(url).content.decode()
+    assert "judgments revised since, or the figures are over 10 minutes old" in html
+    shown = computed.document["computed_at"]  # the figures on the page are the latest: no reload
+    status = client.post(refresh_url, {"shown": shown}, HTTP_HX_REQUEST="true").content.decode()
+    assert "the last computation took 42 s" in status

@@ -17,7 +17,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from labeling.models import Project, StatsSnapshot
-from labeling.services.metrics.stats import counts_read, snapshot_compute, snapshot_current, stats_document, usable
+from labeling.services.metrics.stats import (
+    STATS_CACHE_SECONDS,
+    counts_read,
+    snapshot_compute,
+    snapshot_current,
+    stats_document,
+    usable,
+)
 
 # A claim older than this is taken to be lost (a worker that died) and may be taken again.
 REFRESH_CLAIM_SECONDS = 15 * 60
@@ -31,11 +38,23 @@ class DashboardStats:
     stats: dict | None
     current: bool
     judgments_now: int
-    judgments_analysed: int | None
-    computed_at: datetime | None
     refreshing: bool
     error: str
     last_seconds: float | None
+
+    max_age_minutes = STATS_CACHE_SECONDS // 60  # a document older than this is recomputed
+
+    @property
+    def judgments_analysed(self) -> int | None:
+        return self.stats.get("judgments_analysed") if self.stats else None
+
+    @property
+    def computed_at(self) -> datetime | None:
+        return datetime.fromisoformat(self.stats["computed_at"]) if self.stats else None
+
+    def newer_than(self, displayed: str) -> bool:
+        """Whether these figures are not the ones a page computed at `displayed` shows."""
+        return self.stats is not None and self.stats["computed_at"] != displayed
 
     @property
     def new_judgments(self) -> int:
@@ -70,8 +89,6 @@ def dashboard_stats(*, project: Project) -> DashboardStats:
         stats=stats_document(counts, analysis) if analysis is not None else None,
         current=current,
         judgments_now=counts.judgments,
-        judgments_analysed=analysis.get("judgments_analysed") if analysis else None,
-        computed_at=datetime.fromisoformat(analysis["computed_at"]) if analysis else None,
         refreshing=not current and _claimed(snapshot, now),
         error=(snapshot.error if snapshot is not None and not current else ""),
         last_seconds=snapshot.seconds if snapshot is not None else None,
