@@ -180,9 +180,18 @@ SELECT {columns}, (
 """
 
 
+def _work_order(project: Project) -> tuple[str, ...]:
+    """The project's order of work, as `order_by` fields: priority first, then depth- or breadth-first."""
+    return (
+        ("-priority", "filled", "id")
+        if project.order == Project.Order.BREADTH_FIRST
+        else ("-priority", "-filled", "id")
+    )
+
+
 @cache
-def _claim_window_sql(breadth_first: bool) -> str:
-    order = ("priority DESC", "filled ASC" if breadth_first else "filled DESC", "id ASC")
+def _claim_window_sql(order_by: tuple[str, ...]) -> str:
+    order = tuple(f"{name[1:]} DESC" if name.startswith("-") else f"{name} ASC" for name in order_by)
     return _CLAIM_WINDOW_SQL.format(
         u_order=", ".join(f"u.{part}" for part in order),
         i_order=", ".join(f"i.{part}" for part in order),
@@ -194,7 +203,7 @@ def _claim_window(project: Project, annotator: AbstractBaseUser) -> Item | None:
     """`_claim_item`'s first step in one statement on PostgreSQL; None when the window has nothing (or on SQLite)."""
     if connection.vendor != "postgresql":
         return None
-    query = _claim_window_sql(project.order == Project.Order.BREADTH_FIRST)
+    query = _claim_window_sql(_work_order(project))
     row = sql.one(query, {"project": project.pk, "annotator": annotator.pk, "window": CLAIM_WINDOW})
     if row is None:
         return None
@@ -220,11 +229,7 @@ def _claim_item(project: Project, annotator: AbstractBaseUser) -> Item | None:
     does not grow with the project nor with the annotator's history; a full search
     runs only when the window and the untouched items have nothing for them.
     """
-    order = (
-        ("-priority", "filled", "id")
-        if project.order == Project.Order.BREADTH_FIRST
-        else ("-priority", "-filled", "id")
-    )
+    order = _work_order(project)
     open_items = Item.objects.filter(
         project=project, is_complete=False, is_gold=False, withdrawn_at=None, filled__lt=F("target")
     )
