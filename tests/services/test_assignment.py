@@ -4,6 +4,7 @@ import pytest
 from django.utils import timezone
 
 from labeling.models import Assignment, Item
+from labeling.services import assignment as assignment_module
 from labeling.services.assignment import assignment_next, assignment_skip, leases_expire
 from labeling.services.errors import Conflict, NotFound
 from labeling.services.judgments import judgment_submit, ranking_from_choice
@@ -135,3 +136,25 @@ def test_skip_after_submit_is_refused(project, annotator, items):
     _judge(assignment, annotator)
     with pytest.raises(Conflict):
         assignment_skip(assignment=assignment, annotator=annotator)
+
+
+def test_a_queued_lease_expired_by_another_process_meanwhile_gives_a_fresh_claim(
+    project, annotator, items, monkeypatch
+):
+    current = assignment_next(project=project, annotator=annotator)
+    queued = assignment_module.assignment_prefetch(project=project, annotator=annotator)
+    _judge(current, annotator)
+    read_leases = assignment_module._leases
+
+    def leases_then_expired_elsewhere(project, annotator):
+        leases = read_leases(project, annotator)
+        # Another process releases the queued lease after this one has read it.
+        assignment_module.leases_release(Assignment.objects.filter(pk=queued.pk), now=timezone.now())
+        return leases
+
+    monkeypatch.setattr(assignment_module, "_leases", leases_then_expired_elsewhere)
+    fresh = assignment_next(project=project, annotator=annotator)
+    assert fresh is not None and fresh.pk != queued.pk and fresh.item_id != queued.item_id
+    queued.refresh_from_db()
+    assert queued.state == Assignment.State.EXPIRED
+    assert Item.objects.get(pk=queued.item_id).filled == 0  # released once, not twice
