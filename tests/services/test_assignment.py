@@ -146,8 +146,8 @@ def test_a_queued_lease_expired_by_another_process_meanwhile_gives_a_fresh_claim
     _judge(current, annotator)
     read_leases = assignment_module._leases
 
-    def leases_then_expired_elsewhere(project, annotator):
-        leases = read_leases(project, annotator)
+    def leases_then_expired_elsewhere(project, annotator, **kwargs):
+        leases = read_leases(project, annotator, **kwargs)
         # Another process releases the queued lease after this one has read it.
         assignment_module.leases_release(Assignment.objects.filter(pk=queued.pk), now=timezone.now())
         return leases
