@@ -103,7 +103,7 @@ def _leases(
     `asynchronous` (PostgreSQL, a transaction of the lease's own): it commits without
     waiting for its WAL to reach the disk, a millisecond or more of each claim. A crash
     can lose the last fraction of a second of leases, which is harmless: the items are
-    back in the queue and a submit on a lost lease answers "not found". A judgment still
+    back in the queue and a submit on a lost lease answers 404. A judgment still
     waits for the disk, and that flush carries every lease committed before it, so no
     stored judgment points at a lost lease. Inside a caller's transaction it stays off:
     the setting would last until that transaction commits, whatever else it writes.
