@@ -31,7 +31,9 @@ current, so the recompute's memory is part of the export's. This measures it on 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import importlib
 import json
 import os
 import statistics
@@ -155,6 +157,26 @@ def _steps(project) -> list[tuple[str, object]]:
     ]
 
 
+def _run_steps(project, backend: int, into: list) -> None:
+    for name, run in _steps(project):
+        before = _status()
+        _reset_peak()
+        wall, cpu, db = time.perf_counter(), _cpu(), _backend_cpu(backend)
+        run()
+        after = _status()
+        into.append(
+            {
+                "step": name,
+                "wall_s": round(time.perf_counter() - wall, 3),
+                "cpu_s": round(_cpu() - cpu, 3),
+                "db_cpu_s": round(_backend_cpu(backend) - db, 3),
+                "peak_rss_over_before_mb": round((after["VmHWM"] - before["VmRSS"]) / 1024, 1),
+                "rss_after_mb": round(after["VmRSS"] / 1024, 1),
+                "anon_after_mb": round(after["RssAnon"] / 1024, 1),
+            }
+        )
+
+
 def child(slug: str, db_url: str, steps: bool) -> None:
     dashboard_time.django_setup(db_url)
     from django.db import connection
@@ -173,23 +195,12 @@ def child(slug: str, db_url: str, steps: bool) -> None:
     sys.stdin.readline()
     if steps:
         report["steps"] = []
-        for name, run in _steps(project):
-            before = _status()
-            _reset_peak()
-            wall, cpu, db = time.perf_counter(), _cpu(), _backend_cpu(backend)
-            run()
-            after = _status()
-            report["steps"].append(
-                {
-                    "step": name,
-                    "wall_s": round(time.perf_counter() - wall, 3),
-                    "cpu_s": round(_cpu() - cpu, 3),
-                    "db_cpu_s": round(_backend_cpu(backend) - db, 3),
-                    "peak_rss_over_before_mb": round((after["VmHWM"] - before["VmRSS"]) / 1024, 1),
-                    "rss_after_mb": round(after["VmRSS"] / 1024, 1),
-                    "anon_after_mb": round(after["RssAnon"] / 1024, 1),
-                }
-            )
+        # The reads' work_mem, as stats.analyse sets it (code before it had no such context).
+        reading_memory = getattr(importlib.import_module("labeling.services.metrics.loading"), "reading_memory", None)
+        with contextlib.ExitStack() as stack:
+            if reading_memory is not None:
+                stack.enter_context(reading_memory())
+            _run_steps(project, backend, report["steps"])
     else:
         _reset_peak()
         wall, cpu, db = time.perf_counter(), _cpu(), _backend_cpu(backend)
