@@ -8,10 +8,12 @@ figures (Krippendorff's alpha, leave-one-out agreement, Bradley-Terry with a boo
 need every judgment's answer, not a sum the database can keep. So:
 
 1. the judgments are read as one narrow table of integers (the two-response case taken
-   apart in SQL and, on PostgreSQL, returned as one CSV value; see `loading.py`) and
-   everything after that is vectorized numpy: no Python loop per judgment. A million
-   judgments take a few seconds, about half of it in PostgreSQL (see
-   bench/results/dashboard_time.md);
+   apart in SQL), in chunks straight into compact numpy arrays (see `loading.py`), and
+   everything after that is vectorized numpy: no Python loop per judgment, and no
+   intermediate whose size is a multiple of the project's (Krippendorff's coincidences are
+   summed over chunks of units too). A million judgments take a few seconds, about half of
+   it in PostgreSQL, and well under 250 MB over a small project's peak (see
+   bench/results/dashboard_time.md and stats_memory.md);
 2. the result is stored (one StatsSnapshot row per project) with the number of the
    project's judgments and the time of its latest judgment or revision (`updated_at`) it
    was computed at, so any new or revised judgment makes it out of date, and until then a

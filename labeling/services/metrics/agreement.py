@@ -15,11 +15,14 @@ from dataclasses import dataclass
 
 import krippendorff
 import numpy as np
+from krippendorff import krippendorff as _krippendorff
 
 from labeling.services.metrics.loading import Judgments, Outcomes
 
 NOMINAL_DOMAIN = np.array([-1, 0, 1])
 ORDINAL_DOMAIN = np.arange(-3, 4)
+# Units per call of the package's coincidence step: 16,384 x 7 x 7 doubles are 6 MB.
+ALPHA_CHUNK_UNITS = 16_384
 
 
 def krippendorff_alpha(units: np.ndarray, values: np.ndarray, *, domain: np.ndarray, level: str) -> float | None:
@@ -43,11 +46,34 @@ def alpha_of_counts(counts: np.ndarray, *, domain: np.ndarray, level: str) -> fl
     counts = counts[counts.sum(axis=1) >= 2]
     if not len(counts) or np.count_nonzero(counts.sum(axis=0)) < 2:
         return None
-    # Floats, not integers: the package's coincidence step is five times faster on them.
-    result = float(
-        krippendorff.alpha(value_counts=counts.astype(np.float64), value_domain=domain, level_of_measurement=level)
-    )
+    result = float(_package_alpha(counts, domain=domain, level=level))
     return None if np.isnan(result) else result
+
+
+def _package_alpha(counts: np.ndarray, *, domain: np.ndarray, level: str) -> float:
+    """`krippendorff.alpha(value_counts=counts, ...)`; above ALPHA_CHUNK_UNITS units, the
+    same steps with the package's own functions, its coincidence matrix summed chunk by chunk.
+
+    In one piece the package builds three units x values x values arrays of doubles: at a
+    million judgments (333,000 units, the 7 ordinal values) 130 MB each, most of what the
+    recompute used to hold. The matrix is a sum over units, so chunks give the same one, and
+    the same alpha to the last bit or two of that sum (tests compare the two).
+    """
+    # Floats, not integers: the package's coincidence step is five times faster on them.
+    if len(counts) <= ALPHA_CHUNK_UNITS:
+        floats = counts.astype(np.float64)
+        return krippendorff.alpha(value_counts=floats, value_domain=domain, level_of_measurement=level)
+    coincidences = np.zeros((len(domain), len(domain)))
+    for start in range(0, len(counts), ALPHA_CHUNK_UNITS):
+        chunk = counts[start : start + ALPHA_CHUNK_UNITS].astype(np.float64)
+        coincidences += _krippendorff._coincidences(chunk, dtype=np.float64)
+    # The rest as krippendorff.alpha does it: expected coincidences and distances from the value totals.
+    totals = coincidences.sum(axis=0)
+    expected = _krippendorff._random_coincidences(totals, dtype=np.float64)
+    distances = _krippendorff._distances(
+        np.asarray(domain), _krippendorff._distance_metric(level), totals, dtype=np.float64
+    )
+    return 1 - (coincidences * distances).sum() / (expected * distances).sum()
 
 
 @dataclass
@@ -162,7 +188,7 @@ def leave_one_out(judgments: Judgments, units: Units) -> tuple[np.ndarray, np.nd
     """Per outcome row of `units`: whether the other annotators of that unit have a strict
     majority answer, and whether this answer is it."""
     signs = judgments.outcomes.sign[units.outcome_rows]
-    others = units.counts[units.index].copy()
+    others = units.counts[units.index]  # a new array (fancy indexing copies)
     others[np.arange(len(signs)), signs + 1] -= 1
     total = others.sum(axis=1)
     exists = (others.max(axis=1) * 2 > total) & (total > 0)

@@ -2,10 +2,11 @@
 
 Every read is one narrow query of integers. The two-response case, which is almost
 every judgment, is taken apart in SQL (`ranking->0->>0` and so on); only rankings of
-three or more responses come back as JSON text to be read here. On PostgreSQL the rows
-come back as a single CSV text value (`string_agg`) read by pandas' C parser: fetching a
-million rows one by one costs seconds of Python time, this a fraction of one. Elsewhere
-(SQLite) the same query runs through an ordinary cursor. Both give the same columns.
+three or more responses come back as JSON text to be read here. The rows come in
+chunks (`row_chunks`: on PostgreSQL one CSV value per chunk through a server-side
+cursor, parsed by pandas' C reader; elsewhere through `fetchmany`) and go straight into
+compact numpy arrays, so memory is the finished columns plus one chunk, never a table
+of Python objects or the whole result as one text.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,51 +60,76 @@ def _more_than_two(field: str):
 
 
 STATS_WORK_MEM = "128MB"
+# Rows per chunk: what is held at once besides the finished columns (a few MB at 10 columns).
+CHUNK_ROWS = 65_536
 
 
-def frame(queryset, names: list[str], *, text: tuple[str, ...] = (), big_join: bool = False) -> pd.DataFrame:
-    """Run a values_list() queryset and return its rows as a DataFrame with `names`.
+def row_chunks(
+    queryset, names: list[str], *, text: tuple[str, ...] = (), chunk_rows: int | None = None
+) -> Iterator[pd.DataFrame]:
+    """Run a values_list() queryset and yield its rows as DataFrames of at most `chunk_rows`
+    rows (CHUNK_ROWS) with columns `names`, in no particular order, so that memory is
+    bounded by a chunk, not by the project.
 
-    On PostgreSQL the rows come back as one CSV text value built by `string_agg`, parsed by
-    pandas' C reader: a million rows fetched one by one cost seconds of Python time, one
-    value costs a few milliseconds. Columns named in `text` are quoted; the others are numbers.
+    Columns named in `text` are strings (object dtype, NaN for NULL); the others are
+    numbers (float64 where a value is NULL). On PostgreSQL each chunk comes as one CSV
+    value built by `string_agg` and read by pandas' C parser, through a server-side
+    cursor: rows fetched one by one cost seconds of Python time at a million (as Python
+    tuples, or as COPY rows, about 1 s more than this), one value per chunk a few
+    milliseconds. Elsewhere (SQLite) through `fetchmany`. Run the reads of a big project
+    inside `reading_memory()`.
     """
+    chunk_rows = int(chunk_rows or CHUNK_ROWS)
     sql, params = queryset.query.sql_with_params()
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return pd.DataFrame.from_records(cursor.fetchall(), columns=names, coerce_float=True)
+            while rows := cursor.fetchmany(chunk_rows):
+                yield pd.DataFrame.from_records(rows, columns=names, coerce_float=True)
+        return
+    columns = [f"c{index}" for index in range(len(names))]
+    fields = ", ".join(
+        f"coalesce('\"' || replace({column}::text, '\"', '\"\"') || '\"', '')"
+        if name in text
+        else f"coalesce({column}::text, '')"
+        for name, column in zip(names, columns, strict=True)
+    )
+    # Only column names made here, an integer and the ORM's own SQL go into the text; values
+    # stay parameters. As bytes (bytea), not text: a Python str, and the four bytes a
+    # character io.StringIO keeps, would cost several times the CSV.
+    chunked_sql = (
+        f"SELECT convert_to(string_agg(concat_ws(',', {fields}), chr(10)), 'UTF8') "  # noqa: S608
+        f"FROM (SELECT *, (row_number() OVER () - 1) / {chunk_rows} AS chunk "
+        f"FROM ({sql}) AS rows ({', '.join(columns)})) AS numbered GROUP BY chunk"
+    )
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(chunked_sql, params)
+        while fetched := cursor.fetchmany(1):
+            yield _csv(fetched[0][0], names, text=text)
+
+
+@contextlib.contextmanager
+def reading_memory():
+    """On PostgreSQL, room in the server's memory for the reads of `row_chunks`: the
+    judgments-assignments hash join (about 90 MB at a million rows) and the chunks'
+    aggregate. With the default 4 MB both spill to disk, twice the time. One SET for all
+    the reads of an analysis, reset at the end."""
+    if connection.vendor != "postgresql":
+        yield
+        return
     with connection.cursor() as cursor:
-        if big_join:
-            # Room for the judgments-assignments hash join in memory (about 90 MB at a million
-            # rows): with the default 4 MB it spills to disk in 16 batches, twice the time.
-            cursor.execute(f"SET work_mem = '{STATS_WORK_MEM}'")
-        columns = [f"c{index}" for index in range(len(names))]
-        fields = ", ".join(
-            f"coalesce('\"' || replace({column}::text, '\"', '\"\"') || '\"', '')"
-            if name in text
-            else f"coalesce({column}::text, '')"
-            for name, column in zip(names, columns, strict=True)
-        )
-        # Only column names made here and the ORM's own SQL go into the text; values stay parameters.
-        # As bytes (bytea), not text: a Python str of the whole CSV, and the four bytes a
-        # character io.StringIO keeps, cost hundreds of MB at a million rows.
-        try:
-            cursor.execute(
-                f"SELECT convert_to(string_agg(concat_ws(',', {fields}), chr(10)), 'UTF8') "  # noqa: S608
-                f"FROM ({sql}) AS rows ({', '.join(columns)})",
-                params,
-            )
-            (csv,) = cursor.fetchone()
-        finally:
-            if big_join:
-                # In a transaction the failed query aborted, the SET is rolled back with it.
-                with contextlib.suppress(DatabaseError):
-                    cursor.execute("RESET work_mem")
-    if not csv:
-        return pd.DataFrame({name: pd.Series(dtype="object" if name in text else "float64") for name in names})
+        cursor.execute(f"SET work_mem = '{STATS_WORK_MEM}'")
+    try:
+        yield
+    finally:
+        # In a transaction a failed query aborted, the SET is rolled back with it.
+        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+            cursor.execute("RESET work_mem")
+
+
+def _csv(data: bytes, names: list[str], *, text: tuple[str, ...]) -> pd.DataFrame:
     return pd.read_csv(
-        io.BytesIO(csv),
+        io.BytesIO(data),
         encoding="utf-8",
         header=None,
         names=names,
@@ -112,8 +139,54 @@ def frame(queryset, names: list[str], *, text: tuple[str, ...] = (), big_join: b
     )
 
 
-def _ints(series: pd.Series, missing: int = -1) -> np.ndarray:
-    return pd.to_numeric(series, errors="coerce").fillna(missing).to_numpy(dtype=np.int64)
+def _ints(series: pd.Series, missing: int = -1, dtype=np.int64) -> np.ndarray:
+    return pd.to_numeric(series, errors="coerce").fillna(missing).to_numpy(dtype=dtype)
+
+
+class _Columns:
+    """Columns gathered chunk by chunk as compact numpy arrays, each joined at the end.
+
+    `spec` gives each numeric column's dtype and the value of a NULL (None: NaN, for floats).
+    Text columns are kept only where they are not NULL (`sparse`): their row numbers and values.
+    """
+
+    def __init__(self, spec: dict[str, tuple[type, int | None]], sparse: tuple[str, ...] = ()):
+        self.spec = spec
+        self.parts: dict[str, list[np.ndarray]] = {name: [] for name in spec}
+        self.sparse = {name: ([], []) for name in sparse}
+        self.rows = 0
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        for name, (dtype, missing) in self.spec.items():
+            if missing is None:
+                values = pd.to_numeric(chunk[name], errors="coerce").to_numpy(dtype=dtype)
+            else:
+                values = _ints(chunk[name], missing, dtype)
+            self.parts[name].append(values)
+        for name, (rows, values) in self.sparse.items():
+            present = chunk[name].notna().to_numpy()
+            rows.append(np.flatnonzero(present) + self.rows)
+            values.extend(chunk[name].to_numpy(dtype=object)[present].tolist())
+        self.rows += len(chunk)
+
+    def pop(self, name: str) -> np.ndarray:
+        """The whole column; its chunks are let go as it is joined."""
+        parts = self.parts.pop(name)
+        if not parts:
+            return np.zeros(0, dtype=self.spec[name][0])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def pop_sparse(self, name: str) -> tuple[np.ndarray, list[str]]:
+        rows, values = self.sparse.pop(name)
+        return (np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)), values
+
+
+def _read(queryset, spec: dict, *, sparse: tuple[str, ...] = ()) -> _Columns:
+    names = list(spec) + list(sparse)
+    columns = _Columns(spec, sparse)
+    for chunk in row_chunks(queryset, names, text=sparse):
+        columns.add(chunk)
+    return columns
 
 
 @dataclass
@@ -128,28 +201,38 @@ class Outcomes:
     owner: np.ndarray
     low: np.ndarray
     high: np.ndarray
-    sign: np.ndarray
+    sign: np.ndarray  # int8
 
     @classmethod
     def empty(cls) -> Outcomes:
-        return cls(*(np.zeros(0, dtype=np.int64) for _ in range(4)))
+        return cls(*(np.zeros(0, dtype=np.int64) for _ in range(3)), np.zeros(0, dtype=np.int8))
 
 
-def _outcomes(first, first_tie, second, more) -> tuple[Outcomes, np.ndarray, np.ndarray]:
+# A ranking's columns from SQL: its first response, the first's tie partner, its second response
+# (-1 where absent), and the whole ranking as JSON text for the rows (`more_rows`) that place
+# three or more responses.
+_RANKING_SPEC = {"first": (np.int64, -1), "first_tie": (np.int64, -1), "second": (np.int64, -1)}
+
+
+def _outcomes(
+    first: np.ndarray, first_tie: np.ndarray, second: np.ndarray, more_rows: np.ndarray, more: list[str]
+) -> tuple[Outcomes, np.ndarray, np.ndarray]:
     """Pair outcomes of rankings given by their SQL columns; also, per ranking, the number
-    of responses it places and whether it contains a tie."""
+    of responses it places (int8) and whether it contains a tie."""
     count = len(first)
-    simple = np.array([text is None or text != text for text in more], dtype=bool) if count else np.zeros(0, bool)
+    simple = np.ones(count, dtype=bool)
+    simple[more_rows] = False
     tied = first_tie >= 0
     other = np.where(tied, first_tie, second)
-    low, high = np.minimum(first, other), np.maximum(first, other)
-    sign = np.where(tied, 0, np.where(first == low, -1, 1))
-    owner = np.arange(count)
-    size = np.full(count, 2, dtype=np.int64)
-    has_tie = tied.copy()
+    keep = simple & (first >= 0) & (other >= 0)
+    low, high = np.minimum(first, other)[keep], np.maximum(first, other)[keep]
+    sign = np.where(tied[keep], 0, np.where(first[keep] == low, -1, 1)).astype(np.int8)
+    del other
+    size = np.full(count, 2, dtype=np.int8)
+    has_tie = tied
     extra_owner, extra_low, extra_high, extra_sign = [], [], [], []
-    for index in np.flatnonzero(~simple):
-        ranking = json.loads(more[index])
+    for index, text in zip(more_rows.tolist(), more, strict=True):
+        ranking = json.loads(text)
         size[index] = sum(len(group) for group in ranking)
         has_tie[index] = any(len(group) > 1 for group in ranking)
         for better, worse, pair_tied in pair_outcomes(ranking):
@@ -157,12 +240,11 @@ def _outcomes(first, first_tie, second, more) -> tuple[Outcomes, np.ndarray, np.
             extra_low.append(min(better, worse))
             extra_high.append(max(better, worse))
             extra_sign.append(0 if pair_tied else (-1 if better < worse else 1))
-    keep = simple & (first >= 0) & (other >= 0)
     result = Outcomes(
-        owner=np.concatenate([owner[keep], np.asarray(extra_owner, dtype=np.int64)]),
-        low=np.concatenate([low[keep], np.asarray(extra_low, dtype=np.int64)]),
-        high=np.concatenate([high[keep], np.asarray(extra_high, dtype=np.int64)]),
-        sign=np.concatenate([sign[keep], np.asarray(extra_sign, dtype=np.int64)]),
+        owner=np.concatenate([np.flatnonzero(keep), np.asarray(extra_owner, dtype=np.int64)]),
+        low=np.concatenate([low, np.asarray(extra_low, dtype=np.int64)]),
+        high=np.concatenate([high, np.asarray(extra_high, dtype=np.int64)]),
+        sign=np.concatenate([sign, np.asarray(extra_sign, dtype=np.int8)]),
     )
     return result, size, has_tie
 
@@ -173,11 +255,11 @@ class Judgments:
 
     item: np.ndarray
     annotator: np.ndarray
-    strength: np.ndarray  # 0 when not given
+    strength: np.ndarray  # int8, 0 when not given
     both_bad: np.ndarray
     seconds: np.ndarray  # NaN when unknown
     gold: np.ndarray
-    size: np.ndarray  # responses the ranking places
+    size: np.ndarray  # int8: responses the ranking places
     has_tie: np.ndarray
     winner: np.ndarray  # the single best response, -1 when the best place is a tie
     left: np.ndarray  # the response shown leftmost
@@ -188,7 +270,8 @@ class Judgments:
 
 
 def judgments_load(*, project: Project) -> Judgments:
-    names = ["item", "annotator", "strength", "both_bad", "seconds", "left", "first", "first_tie", "second", "more"]
+    """The project's judgments, read in chunks (`row_chunks`) into compact columns: at a
+    million judgments about 60 MB of arrays, whatever the chunk size."""
     queryset = (
         Judgment.objects.filter(project=project)
         # Array elements by index: a text transform, since has-key tests on arrays look at values.
@@ -216,25 +299,33 @@ def judgments_load(*, project: Project) -> Judgments:
             ),
         )
     )
-    rows = frame(queryset, names, text=("more",), big_join=True)
+    spec = {
+        "item": (np.int64, -1),
+        "annotator": (np.int64, -1),
+        "strength": (np.int8, 0),
+        "both_bad": (np.bool_, 0),
+        "seconds": (np.float64, None),
+        "left": (np.int64, -1),
+        **_RANKING_SPEC,
+    }
+    columns = _read(queryset, spec, sparse=("more",))
     gold_items = np.array(
         Item.objects.filter(project=project, is_gold=True).values_list("id", flat=True), dtype=np.int64
     )
-    first, first_tie = _ints(rows["first"]), _ints(rows["first_tie"])
-    outcomes, size, has_tie = _outcomes(first, first_tie, _ints(rows["second"]), rows["more"].to_numpy(dtype=object))
-    single_best = first_tie < 0
-    item = _ints(rows["item"])
+    first, first_tie = columns.pop("first"), columns.pop("first_tie")
+    outcomes, size, has_tie = _outcomes(first, first_tie, columns.pop("second"), *columns.pop_sparse("more"))
+    item = columns.pop("item")
     return Judgments(
         item=item,
-        annotator=_ints(rows["annotator"]),
-        strength=_ints(rows["strength"], missing=0),
-        both_bad=_ints(rows["both_bad"], missing=0).astype(bool),
-        seconds=pd.to_numeric(rows["seconds"], errors="coerce").to_numpy(dtype=np.float64) / 100,
+        annotator=columns.pop("annotator"),
+        strength=columns.pop("strength"),
+        both_bad=columns.pop("both_bad"),
+        seconds=columns.pop("seconds") / 100,
         gold=np.isin(item, gold_items),
         size=size,
         has_tie=has_tie,
-        winner=np.where(single_best, first, -1),
-        left=_ints(rows["left"]),
+        winner=np.where(first_tie < 0, first, -1),
+        left=columns.pop("left"),
         outcomes=outcomes,
     )
 
@@ -269,17 +360,32 @@ class Responses:
 
 
 def responses_load(*, project: Project) -> Responses:
+    """The project's responses, read in chunks; model names are coded chunk by chunk, so
+    only the distinct names are kept as strings."""
     queryset = (
         Response.objects.filter(item__project=project).order_by().values_list("id", "item_id", "position", "model")
     )
-    rows = frame(queryset, ["id", "item", "position", "model"], text=("model",)).sort_values("id")
-    codes, models = pd.factorize(rows["model"].fillna("").astype(str).replace("", "unknown"), sort=True)
+    spec = {"id": (np.int64, -1), "item": (np.int64, -1), "position": (np.int64, -1)}
+    columns = _Columns(spec)
+    codes, names = [], {}
+    for chunk in row_chunks(queryset, [*spec, "model"], text=("model",)):
+        columns.add(chunk)
+        chunk_codes, uniques = pd.factorize(chunk["model"].fillna("").astype(str).replace("", "unknown"))
+        known = np.array([names.setdefault(name, len(names)) for name in uniques], dtype=np.int64)
+        codes.append(known[chunk_codes])
+    # Codes in the order of the sorted names, as pd.factorize(..., sort=True) numbers them.
+    models = sorted(names)
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[[names[model] for model in models]] = np.arange(len(models))
+    model = rank[np.concatenate(codes)] if codes else np.zeros(0, dtype=np.int64)
+    ids = columns.pop("id")
+    order = np.argsort(ids)
     return Responses(
-        ids=_ints(rows["id"]),
-        item=_ints(rows["item"]),
-        position=_ints(rows["position"]),
-        model=np.asarray(codes, dtype=np.int64),
-        models=[str(model) for model in models],
+        ids=ids[order],
+        item=columns.pop("item")[order],
+        position=columns.pop("position")[order],
+        model=model[order],
+        models=models,
     )
 
 
@@ -292,12 +398,12 @@ def answers_load(*, project: Project, field: str, responses: Responses) -> Outco
         .annotate(more=_more_than_two(field))
         .values_list("id", "first", "first_tie", "second", "more")
     )
-    rows = frame(queryset, ["item", "first", "first_tie", "second", "more"], text=("more",))
-    if rows.empty:
+    columns = _read(queryset, {"item": (np.int64, -1), **_RANKING_SPEC}, sparse=("more",))
+    if not columns.rows:
         return Outcomes.empty()
-    item_ids = _ints(rows["item"])
+    item_ids = columns.pop("item")
     by_position, _, _ = _outcomes(
-        _ints(rows["first"]), _ints(rows["first_tie"]), _ints(rows["second"]), rows["more"].to_numpy(dtype=object)
+        columns.pop("first"), columns.pop("first_tie"), columns.pop("second"), *columns.pop_sparse("more")
     )
     owner_items = item_ids[by_position.owner]
     low = responses.ids_at(owner_items, by_position.low)

@@ -16,7 +16,7 @@ from labeling.services.errors import InvalidInput
 from labeling.services.metrics.agreement import agreement_summary, units_build
 from labeling.services.metrics.annotators import annotator_rows
 from labeling.services.metrics.leaderboard import TIES, leaderboard
-from labeling.services.metrics.loading import answers_load, judgments_load, responses_load
+from labeling.services.metrics.loading import answers_load, judgments_load, reading_memory, responses_load
 from labeling.services.progress import items_progress
 
 # Bump when the document's content changes, so documents of older code are not served.
@@ -131,11 +131,12 @@ def snapshot_compute(*, project: Project, counts: Counts) -> StatsSnapshot:
 
 
 def analyse(*, project: Project, ties: str, counts: Counts) -> dict:
-    judgments = judgments_load(project=project)
-    responses = responses_load(project=project)
+    with reading_memory():
+        judgments = judgments_load(project=project)
+        responses = responses_load(project=project)
+        references = answers_load(project=project, field="reference", responses=responses)
+        gold_answers = answers_load(project=project, field="gold_answer", responses=responses)
     units = units_build(judgments)
-    references = answers_load(project=project, field="reference", responses=responses)
-    gold_answers = answers_load(project=project, field="gold_answer", responses=responses)
     rows, matrix, method = leaderboard(units, responses, ties_policy=ties)
     return {
         "agreement": agreement_summary(judgments, units, references),
