@@ -13,6 +13,10 @@ import json
 import random
 from dataclasses import dataclass
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.json as pjson
 from django.conf import settings
 from django.db import connection
 
@@ -77,13 +81,13 @@ def judgment_batches(*, project: Project, raw: bool, include_gold: bool):
     for row in rows:
         if row[0] != current:
             if len(grouped) >= ITEM_BATCH:
-                yield _batch(grouped)
+                yield batch_for(grouped)
                 grouped = []
             current = row[0]
             grouped.append((current, []))
         grouped[-1][1].append(row[1:])
     if grouped:
-        yield _batch(grouped)
+        yield batch_for(grouped)
 
 
 def _pair_rows(query):
@@ -93,22 +97,142 @@ def _pair_rows(query):
         cursor.execute(sql, params)
         while chunk := cursor.fetchmany(CURSOR_CHUNK):
             for item_id, ranking, strength in chunk:
-                yield item_id, _json(ranking), strength
+                yield item_id, decode_json(ranking), strength
 
 
-def _batch(grouped: list[tuple[int, list[tuple]]]) -> Batch:
+def batch_for(grouped: list[tuple[int, list[tuple]]]) -> Batch:
     where, params = sql.in_values([item_id for item_id, _ in grouped], bigint=True)
     item_rows = sql.rows(f"SELECT id, external_id, prompt FROM {Item._meta.db_table} WHERE id {where}", params)  # noqa: S608
-    items = {pk: (external_id, _json(prompt)) for pk, external_id, prompt in item_rows}
+    items = {pk: (external_id, decode_json(prompt)) for pk, external_id, prompt in item_rows}
     response_rows = sql.rows(f"SELECT id, model, content FROM {Response._meta.db_table} WHERE item_id {where}", params)  # noqa: S608
     responses = {pk: (model, content) for pk, model, content in response_rows}
     return Batch(grouped, items, responses)
 
 
+def columnar(*, config: str) -> bool:
+    """Whether `pair_tables` can read for `config`: the default config, on PostgreSQL (COPY)."""
+    return config == "default" and connection.vendor == "postgresql"
+
+
+# A judgment that strictly orders exactly two responses, one per group: `aggregate.one_vote`'s case.
+_PAIR = (
+    "jsonb_typeof(j.ranking) = 'array' AND jsonb_array_length(j.ranking) = 2"
+    " AND jsonb_typeof(j.ranking->0) = 'array' AND jsonb_array_length(j.ranking->0) = 1"
+    " AND jsonb_typeof(j.ranking->1) = 'array' AND jsonb_array_length(j.ranking->1) = 1"
+    " AND j.ranking->0->0 <> j.ranking->1->0"
+)
+_JUDGMENTS = f"""
+SELECT j.item_id, j.strength, p.pair, j.ranking::text,
+       CASE WHEN p.pair THEN (j.ranking->0->>0)::bigint END, CASE WHEN p.pair THEN (j.ranking->1->>0)::bigint END,
+       i.external_id, '{{"p":' || i.prompt::text || '}}'
+FROM (SELECT j.item_id, j.strength, j.ranking, j.created_at FROM {Judgment._meta.db_table} AS j
+      WHERE j.project_id = %(project)s AND j.item_id >= %(low)s AND j.item_id < %(high)s
+      ORDER BY j.item_id, j.created_at) AS j
+JOIN {Item._meta.db_table} AS i ON i.id = j.item_id
+CROSS JOIN LATERAL (SELECT {_PAIR} AS pair) AS p
+WHERE i.project_id = %(project)s AND i.id >= %(low)s AND i.id < %(high)s GOLD
+ORDER BY j.item_id, j.created_at
+"""  # noqa: S608 - table names, not values
+JUDGMENT_COLUMNS = {
+    "item_pk": pa.int64(),
+    "strength": pa.int16(),
+    "pair": pa.bool_(),
+    "ranking": pa.string(),
+    "chosen_id": pa.int64(),
+    "rejected_id": pa.int64(),
+    "external_id": pa.string(),
+    "prompt": pa.string(),
+}
+_RESPONSES = f"SELECT id, item_id, model, content FROM {Response._meta.db_table} WHERE id = ANY(%(ids)s::bigint[])"  # noqa: S608
+RESPONSE_COLUMNS = {"id": pa.int64(), "item_pk": pa.int64(), "model": pa.string(), "content": pa.string()}
+_BIGINT_MAX = 2**63 - 1  # above every id: the end of the last range
+_BOUNDS = f"""
+SELECT item_id FROM (
+  SELECT item_id, row_number() OVER (ORDER BY item_id) AS n
+  FROM (SELECT DISTINCT item_id FROM {Judgment._meta.db_table} WHERE project_id = %(project)s GOLD) AS judged
+) AS numbered WHERE (n - 1) %% %(size)s = 0 ORDER BY item_id
+"""  # noqa: S608 - table names, not values
+_NOT_GOLD = f"AND item_id NOT IN (SELECT id FROM {Item._meta.db_table} WHERE project_id = %(project)s AND is_gold)"  # noqa: S608
+
+
+def pair_tables(*, project: Project, include_gold: bool, messages_type: pa.DataType):
+    """Every judgment of the project as Arrow tables of ITEM_BATCH judged items each, in item order
+    and, per item, in submit order: `JUDGMENT_COLUMNS`, then `chosen_model`, `chosen`,
+    `rejected_model`, `rejected` (null unless `pair`) and `messages` (the prompt parsed).
+
+    Built for `aggregate.one_vote`'s common case without a Python object per row: PostgreSQL decodes
+    the ranking (`pair`: it strictly orders two responses, one per group) and COPY sends CSV that
+    pyarrow parses; Arrow joins the responses. The batches are `judgment_batches`' batches, because
+    datasets' saved file depends on them (Arrow pads a buffer with the bytes that follow it in its
+    record batch), so the same batches give byte-identical files.
+    """
+    gold = "" if include_gold else _NOT_GOLD
+    bounds = [row[0] for row in sql.rows(_BOUNDS.replace("GOLD", gold), {"project": project.pk, "size": ITEM_BATCH})]
+    statement = _JUDGMENTS.replace("GOLD", "" if include_gold else "AND NOT i.is_gold")
+    highs = [*bounds[1:], _BIGINT_MAX] if bounds else []
+    for low, high in zip(bounds, highs, strict=True):
+        table = _copy_csv(statement, {"project": project.pk, "low": low, "high": high}, JUDGMENT_COLUMNS)
+        if table.num_rows:
+            table = _with_responses(table)
+            yield table.append_column("messages", _messages(table["prompt"], messages_type))
+
+
+def _with_responses(table: pa.Table) -> pa.Table:
+    """`table` with the model and content of each pair's chosen and rejected response (null when not found)."""
+    ids = pa.chunked_array([table["chosen_id"], table["rejected_id"]]).drop_null()
+    literal = "{" + ",".join(map(str, ids.to_pylist())) + "}"
+    responses = _copy_csv(_RESPONSES, {"ids": literal}, RESPONSE_COLUMNS).combine_chunks()
+    for side in ("chosen", "rejected"):
+        at = pc.index_in(table[f"{side}_id"], value_set=responses["id"])
+        same_item = pc.equal(responses["item_pk"].take(at), table["item_pk"])  # a response of the judged item
+        at = pc.if_else(same_item, at, pa.scalar(None, at.type))
+        table = table.append_column(f"{side}_model", responses["model"].take(at))
+        table = table.append_column(side, responses["content"].take(at))
+    return table
+
+
+def _copy_csv(statement: str, params: dict, columns: dict[str, pa.DataType]) -> pa.Table:
+    """The rows of `statement` through COPY as CSV, parsed by pyarrow: no Python object per row or value."""
+    data = bytearray()
+    copy_sql = f"COPY ({statement}) TO STDOUT (FORMAT csv)"
+    with connection.cursor() as cursor, cursor.cursor.copy(copy_sql, params) as copy:
+        for block in copy:
+            data += block
+    if not data:
+        return pa.table({name: pa.array([], arrow_type) for name, arrow_type in columns.items()})
+    return pcsv.read_csv(
+        pa.py_buffer(data),
+        read_options=pcsv.ReadOptions(column_names=list(columns)),
+        parse_options=pcsv.ParseOptions(newlines_in_values=True),
+        convert_options=pcsv.ConvertOptions(
+            column_types=columns,
+            null_values=[""],  # PostgreSQL writes NULL as an empty unquoted field, '' as ""
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    )
+
+
+def _messages(objects: pa.ChunkedArray, messages_type: pa.DataType) -> pa.ChunkedArray:
+    """The `{"p": [messages]}` JSON texts of a column parsed by pyarrow's JSON reader into `messages_type`."""
+    lines = pa.chunked_array(objects).combine_chunks()
+    ndjson = pc.binary_join(pa.ListArray.from_arrays([0, len(lines)], lines), "\n")[0].as_buffer()
+    parsed = pjson.read_json(
+        pa.BufferReader(ndjson),
+        read_options=pjson.ReadOptions(block_size=max(1 << 20, len(ndjson) + 1)),
+        parse_options=pjson.ParseOptions(
+            explicit_schema=pa.schema([("p", messages_type)]), unexpected_field_behavior="ignore"
+        ),
+    )
+    return parsed["p"]
+
+
 _decode = json.JSONDecoder().raw_decode
 
 
-def _json(value):
+def decode_json(value):
     """A JSON column read by a plain cursor: text on both databases (Django loads jsonb as text).
 
     `raw_decode` skips `json.loads`' checks and whitespace scans, a third of its time on short
