@@ -164,25 +164,20 @@ def _columnar_batches(project, options, report, test_items, features):
     conversational = options.style == "conversational"
     messages = styles.features("default", "conversational").arrow_schema.field("prompt").type
     test_ids = pa.array(sorted(test_items), pa.int64())
-    for table in reading.pair_tables(project=project, include_gold=options.include_gold, messages_type=messages):
-        one_vote = columnar.one_vote_mask(table)
-        singles = table.filter(one_vote)
+    for batch in reading.pair_tables(project=project, include_gold=options.include_gold, messages_type=messages):
+        table = batch.table
+        singles = table.filter(batch.one_vote)
         count = singles.num_rows
         report.items += count
         report.judgments += count
         report.counts.pairs += count
         report.counts.exported += count
-        rest = table.filter(~one_vote)
-        general = (
-            _rows_for_batch(project, columnar.general_batch(rest), options, report, test_items, features)
-            if rest.num_rows
-            else {}
-        )
+        general = batch.general and _rows_for_batch(project, batch.general, options, report, test_items, features)
         in_test = pc.is_in(singles["item_pk"], value_set=test_ids).to_numpy(zero_copy_only=False)
         for split, take in (("train", ~in_test), ("test", in_test)):
             mine = singles.filter(take)
             parts = [columnar.one_vote_rows(mine, schema, conversational=conversational)] if mine.num_rows else []
-            if split in general and general[split].rows:
+            if general and general[split].rows:
                 parts.append(general[split].record_batch(schema))
             rows = columnar.in_item_order(parts, table)
             if rows is not None:

@@ -1,4 +1,4 @@
-"""The default config's rows from a `reading.pair_tables` table: one-vote items by Arrow, the rest as before.
+"""The default config's rows of one-vote items, from a `reading.pair_tables` table, built by Arrow.
 
 An item judged once, by a ranking that strictly orders two responses (overlap 1: nearly every
 item of a large project), yields the preference `aggregate.one_vote` gives under every policy:
@@ -12,22 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from labeling.services.exporting import reading, styles
+from labeling.services.exporting import styles
 from labeling.services.exporting.aggregate import one_vote_margins
 from labeling.services.exporting.columns import assistant_messages
-
-
-def one_vote_mask(table: pa.Table) -> np.ndarray:
-    """Rows of items with exactly one judgment that is a strict pair whose responses were found."""
-    items = table["item_pk"].to_numpy()
-    first = np.ones(len(items), bool)
-    first[1:] = items[1:] != items[:-1]
-    last = np.ones(len(items), bool)
-    last[:-1] = first[1:]
-    pair = table["pair"].to_numpy(zero_copy_only=False)
-    found = table["chosen_model"].is_valid().to_numpy(zero_copy_only=False)
-    found &= table["rejected_model"].is_valid().to_numpy(zero_copy_only=False)
-    return first & last & pair & found
 
 
 def one_vote_rows(table: pa.Table, schema: pa.Schema, *, conversational: bool) -> pa.RecordBatch:
@@ -61,17 +48,6 @@ def _array(values, arrow_type: pa.DataType) -> pa.Array:
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     return values.cast(arrow_type) if isinstance(values, pa.Array) else pa.array(values, arrow_type)
-
-
-def general_batch(table: pa.Table) -> reading.Batch:
-    """The items of `table` for the general path: their judgments (ranking, strength), prompts and responses."""
-    rows = zip(table["item_pk"].to_pylist(), table["ranking"].to_pylist(), table["strength"].to_pylist(), strict=True)
-    grouped: list[tuple[int, list[tuple]]] = []
-    for item_id, ranking, strength in rows:
-        if not grouped or grouped[-1][0] != item_id:
-            grouped.append((item_id, []))
-        grouped[-1][1].append((reading.decode_json(ranking), strength))
-    return reading.batch_for(grouped)
 
 
 def in_item_order(parts: list[pa.RecordBatch], table: pa.Table) -> pa.Table | None:

@@ -11,8 +11,10 @@ import hashlib
 import hmac
 import json
 import random
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
@@ -144,6 +146,7 @@ JUDGMENT_COLUMNS = {
     "prompt": pa.string(),
 }
 _RESPONSES = f"SELECT id, item_id, model, content FROM {Response._meta.db_table} WHERE id = ANY(%(ids)s::bigint[])"  # noqa: S608
+_ITEM_RESPONSES = _RESPONSES.replace("WHERE id", "WHERE item_id")
 RESPONSE_COLUMNS = {"id": pa.int64(), "item_pk": pa.int64(), "model": pa.string(), "content": pa.string()}
 _BIGINT_MAX = 2**63 - 1  # above every id: the end of the last range
 _BOUNDS = f"""
@@ -155,9 +158,19 @@ SELECT item_id FROM (
 _NOT_GOLD = f"AND item_id NOT IN (SELECT id FROM {Item._meta.db_table} WHERE project_id = %(project)s AND is_gold)"  # noqa: S608
 
 
+@dataclass
+class PairBatch:
+    """A batch of `pair_tables`: its rows as a table, which rows are one-vote items', and the other items
+    read for the general path (None when there are none)."""
+
+    table: pa.Table
+    one_vote: np.ndarray
+    general: Batch | None
+
+
 def pair_tables(*, project: Project, include_gold: bool, messages_type: pa.DataType):
-    """Every judgment of the project as Arrow tables of ITEM_BATCH judged items each, in item order
-    and, per item, in submit order: `JUDGMENT_COLUMNS`, then `chosen_model`, `chosen`,
+    """Every judgment of the project as `PairBatch`es of ITEM_BATCH judged items each, in item order
+    and, per item, in submit order. Table columns: `JUDGMENT_COLUMNS`, then `chosen_model`, `chosen`,
     `rejected_model`, `rejected` (null unless `pair`) and `messages` (the prompt parsed).
 
     Built for `aggregate.one_vote`'s common case without a Python object per row: PostgreSQL decodes
@@ -165,23 +178,55 @@ def pair_tables(*, project: Project, include_gold: bool, messages_type: pa.DataT
     pyarrow parses; Arrow joins the responses. The batches are `judgment_batches`' batches, because
     datasets' saved file depends on them (Arrow pads a buffer with the bytes that follow it in its
     record batch), so the same batches give byte-identical files.
+
+    The next batch is read in a thread, on the same connection, while the caller builds and writes
+    this one (PostgreSQL works while Python does); the caller must not query until the generator ends.
     """
     gold = "" if include_gold else _NOT_GOLD
     bounds = [row[0] for row in sql.rows(_BOUNDS.replace("GOLD", gold), {"project": project.pk, "size": ITEM_BATCH})]
     statement = _JUDGMENTS.replace("GOLD", "" if include_gold else "AND NOT i.is_gold")
-    highs = [*bounds[1:], _BIGINT_MAX] if bounds else []
-    for low, high in zip(bounds, highs, strict=True):
-        table = _copy_csv(statement, {"project": project.pk, "low": low, "high": high}, JUDGMENT_COLUMNS)
-        if table.num_rows:
-            table = _with_responses(table)
-            yield table.append_column("messages", _messages(table["prompt"], messages_type))
+    ranges = list(zip(bounds, [*bounds[1:], _BIGINT_MAX] if bounds else [], strict=True))
+    connection.ensure_connection()
+    database = connection.connection  # psycopg's: Django's wrapper refuses use from another thread
+
+    def read(low: int, high: int) -> PairBatch | None:
+        table = _copy_csv(database, statement, {"project": project.pk, "low": low, "high": high}, JUDGMENT_COLUMNS)
+        if not table.num_rows:
+            return None
+        table = _with_responses(database, table)
+        table = table.append_column("messages", _messages(table["prompt"], messages_type))
+        one_vote = one_vote_mask(table)
+        rest = table.filter(~one_vote)
+        return PairBatch(table, one_vote, _general_batch(database, rest) if rest.num_rows else None)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = [pool.submit(read, *bounds) for bounds in ranges[:1]]
+        for index in range(len(ranges)):
+            found = pending.pop().result()
+            if index + 1 < len(ranges):
+                pending.append(pool.submit(read, *ranges[index + 1]))
+            if found is not None:
+                yield found
 
 
-def _with_responses(table: pa.Table) -> pa.Table:
+def one_vote_mask(table: pa.Table) -> np.ndarray:
+    """Rows of items with exactly one judgment that strictly orders two of the item's responses."""
+    items = table["item_pk"].to_numpy()
+    first = np.ones(len(items), bool)
+    first[1:] = items[1:] != items[:-1]
+    last = np.ones(len(items), bool)
+    last[:-1] = first[1:]
+    pair = table["pair"].to_numpy(zero_copy_only=False)
+    found = table["chosen_model"].is_valid().to_numpy(zero_copy_only=False)
+    found &= table["rejected_model"].is_valid().to_numpy(zero_copy_only=False)
+    return first & last & pair & found
+
+
+def _with_responses(database, table: pa.Table) -> pa.Table:
     """`table` with the model and content of each pair's chosen and rejected response (null when not found)."""
     ids = pa.chunked_array([table["chosen_id"], table["rejected_id"]]).drop_null()
-    literal = "{" + ",".join(map(str, ids.to_pylist())) + "}"
-    responses = _copy_csv(_RESPONSES, {"ids": literal}, RESPONSE_COLUMNS).combine_chunks()
+    responses = _copy_csv(database, _RESPONSES, {"ids": _bigint_array(ids.to_pylist())}, RESPONSE_COLUMNS)
+    responses = responses.combine_chunks()
     for side in ("chosen", "rejected"):
         at = pc.index_in(table[f"{side}_id"], value_set=responses["id"])
         same_item = pc.equal(responses["item_pk"].take(at), table["item_pk"])  # a response of the judged item
@@ -191,11 +236,39 @@ def _with_responses(table: pa.Table) -> pa.Table:
     return table
 
 
-def _copy_csv(statement: str, params: dict, columns: dict[str, pa.DataType]) -> pa.Table:
+def _general_batch(database, table: pa.Table) -> Batch:
+    """The items of `table` as `judgment_batches` gives them: judgments (ranking, strength), prompts, responses."""
+    grouped: list[tuple[int, list[tuple]]] = []
+    items = {}
+    columns = ("item_pk", "ranking", "strength", "external_id", "messages")
+    for item_id, ranking, strength, external_id, messages in zip(
+        *(table[name].to_pylist() for name in columns), strict=True
+    ):
+        if not grouped or grouped[-1][0] != item_id:
+            grouped.append((item_id, []))
+            items[item_id] = (external_id, messages)
+        grouped[-1][1].append((decode_json(ranking), strength))
+    ids = _bigint_array(list(items))
+    rows = _copy_csv(database, _ITEM_RESPONSES, {"ids": ids}, RESPONSE_COLUMNS)
+    responses = dict(
+        zip(
+            rows["id"].to_pylist(),
+            zip(rows["model"].to_pylist(), rows["content"].to_pylist(), strict=True),
+            strict=True,
+        )
+    )
+    return Batch(grouped, items, responses)
+
+
+def _bigint_array(values: list[int]) -> str:
+    """A `bigint[]` literal: one parameter, cheaper than psycopg's list dumper for many ids."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _copy_csv(database, statement: str, params: dict, columns: dict[str, pa.DataType]) -> pa.Table:
     """The rows of `statement` through COPY as CSV, parsed by pyarrow: no Python object per row or value."""
     data = bytearray()
-    copy_sql = f"COPY ({statement}) TO STDOUT (FORMAT csv)"
-    with connection.cursor() as cursor, cursor.cursor.copy(copy_sql, params) as copy:
+    with database.cursor() as cursor, cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT csv)", params) as copy:
         for block in copy:
             data += block
     if not data:
