@@ -112,7 +112,7 @@ def batch_for(grouped: list[tuple[int, list[tuple]]]) -> Batch:
 
 
 def columnar(*, config: str) -> bool:
-    """Whether `pair_tables` can read for `config`: the default config, on PostgreSQL (COPY)."""
+    """Whether `pair_tables` can read for `config`: the default config, on PostgreSQL."""
     return config == "default" and connection.vendor == "postgresql"
 
 
@@ -124,16 +124,16 @@ _PAIR = (
     " AND j.ranking->0->0 <> j.ranking->1->0"
 )
 _JUDGMENTS = f"""
-SELECT j.item_id, j.strength, p.pair, j.ranking::text,
-       CASE WHEN p.pair THEN (j.ranking->0->>0)::bigint END, CASE WHEN p.pair THEN (j.ranking->1->>0)::bigint END,
-       i.external_id, '{{"p":' || i.prompt::text || '}}'
-FROM (SELECT j.item_id, j.strength, j.ranking, j.created_at FROM {Judgment._meta.db_table} AS j
+SELECT j.item_id AS item_pk, j.strength, p.pair, j.ranking::text AS ranking,
+       CASE WHEN p.pair THEN (j.ranking->0->>0)::bigint END AS chosen_id,
+       CASE WHEN p.pair THEN (j.ranking->1->>0)::bigint END AS rejected_id,
+       i.external_id, '{{"p":' || i.prompt::text || '}}' AS prompt, j.created_at, j.id
+FROM (SELECT j.id, j.item_id, j.strength, j.ranking, j.created_at FROM {Judgment._meta.db_table} AS j
       WHERE j.project_id = %(project)s AND j.item_id >= %(low)s AND j.item_id < %(high)s
       ORDER BY j.item_id, j.created_at) AS j
 JOIN {Item._meta.db_table} AS i ON i.id = j.item_id
 CROSS JOIN LATERAL (SELECT {_PAIR} AS pair) AS p
 WHERE i.project_id = %(project)s AND i.id >= %(low)s AND i.id < %(high)s GOLD
-ORDER BY j.item_id, j.created_at
 """  # noqa: S608 - table names, not values
 JUDGMENT_COLUMNS = {
     "item_pk": pa.int64(),
@@ -145,8 +145,12 @@ JUDGMENT_COLUMNS = {
     "external_id": pa.string(),
     "prompt": pa.string(),
 }
-_RESPONSES = f"SELECT id, item_id, model, content FROM {Response._meta.db_table} WHERE id = ANY(%(ids)s::bigint[])"  # noqa: S608
-_ITEM_RESPONSES = _RESPONSES.replace("WHERE id", "WHERE item_id")
+_RESPONSES = f"""
+SELECT r.id, r.item_id AS item_pk, r.model, r.content FROM {Response._meta.db_table} AS r
+WHERE r.item_id >= %(low)s AND r.item_id < %(high)s AND r.item_id IN (
+  SELECT j.item_id FROM {Judgment._meta.db_table} AS j
+  WHERE j.project_id = %(project)s AND j.item_id >= %(low)s AND j.item_id < %(high)s)
+"""  # noqa: S608 - table names, not values
 RESPONSE_COLUMNS = {"id": pa.int64(), "item_pk": pa.int64(), "model": pa.string(), "content": pa.string()}
 _BIGINT_MAX = 2**63 - 1  # above every id: the end of the last range
 _BOUNDS = f"""
@@ -174,10 +178,10 @@ def pair_tables(*, project: Project, include_gold: bool, messages_type: pa.DataT
     `rejected_model`, `rejected` (null unless `pair`) and `messages` (the prompt parsed).
 
     Built for `aggregate.one_vote`'s common case without a Python object per row: PostgreSQL decodes
-    the ranking (`pair`: it strictly orders two responses, one per group) and COPY sends CSV that
-    pyarrow parses; Arrow joins the responses. The batches are `judgment_batches`' batches, because
-    datasets' saved file depends on them (Arrow pads a buffer with the bytes that follow it in its
-    record batch), so the same batches give byte-identical files.
+    the ranking (`pair`: it strictly orders two responses, one per group) and sends each batch as
+    a few text values that pyarrow takes as columns; Arrow joins the responses. The batches are
+    `judgment_batches`' batches, because datasets' saved file depends on them (Arrow pads a buffer
+    with the bytes that follow it in its record batch), so the same batches give byte-identical files.
 
     The next batch is read in a thread, on the same connection, while the caller builds and writes
     this one (PostgreSQL works while Python does); the caller must not query until the generator ends.
@@ -190,14 +194,16 @@ def pair_tables(*, project: Project, include_gold: bool, messages_type: pa.DataT
     database = connection.connection  # psycopg's: Django's wrapper refuses use from another thread
 
     def read(low: int, high: int) -> PairBatch | None:
-        table = _copy_csv(database, statement, {"project": project.pk, "low": low, "high": high}, JUDGMENT_COLUMNS)
+        params = {"project": project.pk, "low": low, "high": high}
+        table = _read_csv(database, statement, params, JUDGMENT_COLUMNS, "item_pk, created_at, id", texts=("prompt",))
         if not table.num_rows:
             return None
-        table = _with_responses(database, table)
+        responses = _read_csv(database, _RESPONSES, params, RESPONSE_COLUMNS, "id", texts=("content",))
+        table = _with_responses(table, responses.combine_chunks())
         table = table.append_column("messages", _messages(table["prompt"], messages_type))
         one_vote = one_vote_mask(table)
         rest = table.filter(~one_vote)
-        return PairBatch(table, one_vote, _general_batch(database, rest) if rest.num_rows else None)
+        return PairBatch(table, one_vote, _general_batch(rest, responses) if rest.num_rows else None)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = [pool.submit(read, *bounds) for bounds in ranges[:1]]
@@ -222,11 +228,8 @@ def one_vote_mask(table: pa.Table) -> np.ndarray:
     return first & last & pair & found
 
 
-def _with_responses(database, table: pa.Table) -> pa.Table:
+def _with_responses(table: pa.Table, responses: pa.Table) -> pa.Table:
     """`table` with the model and content of each pair's chosen and rejected response (null when not found)."""
-    ids = pa.chunked_array([table["chosen_id"], table["rejected_id"]]).drop_null()
-    responses = _copy_csv(database, _RESPONSES, {"ids": _bigint_array(ids.to_pylist())}, RESPONSE_COLUMNS)
-    responses = responses.combine_chunks()
     for side in ("chosen", "rejected"):
         at = pc.index_in(table[f"{side}_id"], value_set=responses["id"])
         same_item = pc.equal(responses["item_pk"].take(at), table["item_pk"])  # a response of the judged item
@@ -236,7 +239,7 @@ def _with_responses(database, table: pa.Table) -> pa.Table:
     return table
 
 
-def _general_batch(database, table: pa.Table) -> Batch:
+def _general_batch(table: pa.Table, responses: pa.Table) -> Batch:
     """The items of `table` as `judgment_batches` gives them: judgments (ranking, strength), prompts, responses."""
     grouped: list[tuple[int, list[tuple]]] = []
     items = {}
@@ -248,44 +251,66 @@ def _general_batch(database, table: pa.Table) -> Batch:
             grouped.append((item_id, []))
             items[item_id] = (external_id, messages)
         grouped[-1][1].append((decode_json(ranking), strength))
-    ids = _bigint_array(list(items))
-    rows = _copy_csv(database, _ITEM_RESPONSES, {"ids": ids}, RESPONSE_COLUMNS)
-    responses = dict(
-        zip(
-            rows["id"].to_pylist(),
-            zip(rows["model"].to_pylist(), rows["content"].to_pylist(), strict=True),
-            strict=True,
-        )
-    )
-    return Batch(grouped, items, responses)
+    wanted = responses.filter(pc.is_in(responses["item_pk"], value_set=pa.array(list(items), pa.int64())))
+    found = zip(wanted["id"].to_pylist(), wanted["model"].to_pylist(), wanted["content"].to_pylist(), strict=True)
+    return Batch(grouped, items, {pk: (model, content) for pk, model, content in found})
 
 
-def _bigint_array(values: list[int]) -> str:
-    """A `bigint[]` literal: one parameter, cheaper than psycopg's list dumper for many ids."""
-    return "{" + ",".join(map(str, values)) + "}"
+def _read_csv(
+    database, statement: str, params: dict, columns: dict[str, pa.DataType], order: str, texts: tuple[str, ...] = ()
+) -> pa.Table:
+    """The `columns` of `statement`'s rows, ordered by `order` (unique), without a Python object per row or value.
 
-
-def _copy_csv(database, statement: str, params: dict, columns: dict[str, pa.DataType]) -> pa.Table:
-    """The rows of `statement` through COPY as CSV, parsed by pyarrow: no Python object per row or value."""
-    data = bytearray()
-    with database.cursor() as cursor, cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT csv)", params) as copy:
-        for block in copy:
-            data += block
-    if not data:
+    PostgreSQL aggregates the batch into a few values: the short columns as one CSV text (strings
+    quoted, NULL an empty field) that pyarrow parses, and each of `texts` (long strings, never
+    NULL) as its values run together plus their lengths in bytes, which Arrow takes as they are
+    (a string column is exactly that: offsets and bytes). COPY would cost a Python call per row,
+    and parsing the long texts as CSV most of the read.
+    """
+    short = {name: arrow_type for name, arrow_type in columns.items() if name not in texts}
+    line = " || ',' || ".join(_csv_field(f"t.{name}", arrow_type) for name, arrow_type in short.items())
+    ordered = f" ORDER BY {', '.join(f't.{key.strip()}' for key in order.split(','))}"
+    aggregates = [f"string_agg({line}, E'\\n'{ordered})"]
+    for name in texts:
+        aggregates += [f"string_agg(t.{name}, ''{ordered})", f"string_agg(octet_length(t.{name})::text, ','{ordered})"]
+    with database.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(aggregates)} FROM ({statement}) AS t", params)  # noqa: S608
+        found = cursor.fetchone()
+    if found[0] is None:
         return pa.table({name: pa.array([], arrow_type) for name, arrow_type in columns.items()})
-    return pcsv.read_csv(
-        pa.py_buffer(data),
-        read_options=pcsv.ReadOptions(column_names=list(columns)),
+    table = pcsv.read_csv(
+        pa.py_buffer(found[0].encode()),
+        read_options=pcsv.ReadOptions(column_names=list(short)),
         parse_options=pcsv.ParseOptions(newlines_in_values=True),
         convert_options=pcsv.ConvertOptions(
-            column_types=columns,
-            null_values=[""],  # PostgreSQL writes NULL as an empty unquoted field, '' as ""
+            column_types=short,
+            null_values=[""],  # NULL is an empty unquoted field; '' is ""
             strings_can_be_null=True,
             quoted_strings_can_be_null=False,
-            true_values=["t"],
-            false_values=["f"],
+            true_values=["true"],
+            false_values=["false"],
         ),
     )
+    for index, name in enumerate(texts):
+        table = table.append_column(name, _joined_strings(found[1 + 2 * index], found[2 + 2 * index]))
+    return table.select(list(columns))
+
+
+def _csv_field(expression: str, arrow_type: pa.DataType) -> str:
+    if pa.types.is_string(arrow_type):
+        return f"""coalesce('"' || replace({expression}, '"', '""') || '"', '')"""
+    return f"coalesce(({expression})::text, '')"
+
+
+def _joined_strings(joined: str, lengths: str) -> pa.Array:
+    """A string column from its values run together and their lengths in bytes ("3,0,12")."""
+    data = joined.encode()
+    offsets = np.zeros(lengths.count(",") + 2, np.int64)
+    np.cumsum(np.array(lengths.split(","), np.int64), out=offsets[1:])
+    if offsets[-1] != len(data):  # lengths and bytes must agree (a UTF-8 database)
+        raise ValueError(f"{len(data)} bytes of text where the lengths add up to {offsets[-1]}")
+    strings = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+    return strings.cast(pa.string())
 
 
 def _messages(objects: pa.ChunkedArray, messages_type: pa.DataType) -> pa.ChunkedArray:
