@@ -1,10 +1,13 @@
-"""Reading what an export needs, in batches of items, as plain tuples.
+"""Reading what an export needs, in batches of items: as plain tuples, or as Arrow tables.
 
-Judgments come through a server-side cursor with only the columns the config uses
-(the `raw` config alone needs timestamps and the assignment's shown order). Each
-batch's items and responses are one query each, with the batch's item ids as one
-array parameter on PostgreSQL, so no model instance and no per-value preparation
-is made for any row.
+`judgment_batches` (every config, both databases): judgments come through a server-side
+cursor with only the columns the config uses (the `raw` config alone needs timestamps and
+the assignment's shown order). Each batch's items and responses are one query each, with
+the batch's item ids as one array parameter on PostgreSQL, so no model instance and no
+per-value preparation is made for any row.
+
+`pair_tables` (the default config on PostgreSQL): the same batches as Arrow tables, read
+without a Python object per row, for the columnar path of `exporting.columnar`.
 """
 
 import hashlib
