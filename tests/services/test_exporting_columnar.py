@@ -64,3 +64,15 @@ def test_a_project_without_judgments_writes_empty_splits_with_every_column(db, t
     assert report.rows == {"train": 0}
     train = datasets.load_from_disk(str(tmp_path / "out"))["train"]
     assert train.num_rows == 0 and "shown_order" in train.column_names
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_batches_mixing_one_vote_and_other_items_give_the_same_rows(judged, tmp_path, monkeypatch, size):
+    """On PostgreSQL one-vote items are built by Arrow and the others by the general path, then merged."""
+    project, names = judged
+    monkeypatch.setattr(reading, "ITEM_BATCH", size)
+    expected = json.loads(GOLDEN.read_text())
+
+    for case in ("default", "default-standard-margin", "default-gold-test-split"):
+        got = snapshot(project, names, tmp_path / case, CASES[case][1])
+        assert json.loads(json.dumps(got, sort_keys=True)) == expected[case], case

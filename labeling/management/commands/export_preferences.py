@@ -9,6 +9,9 @@ from labeling.services.projects import project_get
 
 class Command(ServiceCommand):
     help = "Export preferences as a Hugging Face DatasetDict (save_to_disk, Hub-layout Parquet or JSONL)."
+    # The system checks import the whole URL conf (views, API), which an export never uses;
+    # `manage.py check` still runs them. As for import_items.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("project")

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import datasets
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from labeling.models import Project
 from labeling.services.errors import InvalidInput
-from labeling.services.exporting import reading, styles
+from labeling.services.exporting import columnar, reading, styles
 from labeling.services.exporting.aggregate import POLICIES, AggregateCounts, aggregate, item_pairs, one_vote
 from labeling.services.exporting.card import dataset_card
 from labeling.services.exporting.columns import Columns, Text
@@ -131,21 +132,56 @@ def _stream(project, options, report, test_items, features, splits, folder: Path
     written = {split: [0, 0] for split in splits}  # rows, bytes
     with ExitStack() as stack:
         writers = {split: stack.enter_context(pa.ipc.new_stream(str(path), schema)) for split, path in paths.items()}
-        for batch in reading.judgment_batches(
-            project=project, raw=options.config == "raw", include_gold=options.include_gold
-        ):
-            for split, columns in _rows_for_batch(project, batch, options, report, test_items, features).items():
-                if columns.rows:
-                    record_batch = columns.record_batch(schema)
-                    writers[split].write_batch(record_batch)
-                    written[split][0] += record_batch.num_rows
-                    written[split][1] += record_batch.nbytes
+        for split, rows in _batches(project, options, report, test_items, features):
+            writers[split].write(rows)
+            written[split][0] += rows.num_rows
+            written[split][1] += rows.nbytes
     return datasets.DatasetDict(
         {
             split: datasets.Dataset.from_file(str(path), info=_info(features, split, *written[split]), split=split)
             for split, path in paths.items()
         }
     )
+
+
+def _batches(project, options, report, test_items, features):
+    """(split, rows as an Arrow record batch or table) for every batch of items, in item order."""
+    schema = features.arrow_schema
+    if reading.columnar(config=options.config):
+        yield from _columnar_batches(project, options, report, test_items, features)
+        return
+    for batch in reading.judgment_batches(
+        project=project, raw=options.config == "raw", include_gold=options.include_gold
+    ):
+        for split, columns in _rows_for_batch(project, batch, options, report, test_items, features).items():
+            if columns.rows:
+                yield split, columns.record_batch(schema)
+
+
+def _columnar_batches(project, options, report, test_items, features):
+    """The default config from `reading.pair_tables`: one-vote items by Arrow, other items by `_rows_for_batch`."""
+    schema = features.arrow_schema
+    conversational = options.style == "conversational"
+    messages = styles.features("default", "conversational").arrow_schema.field("prompt").type
+    test_ids = pa.array(sorted(test_items), pa.int64())
+    for batch in reading.pair_tables(project=project, include_gold=options.include_gold, messages_type=messages):
+        table = batch.table
+        singles = table.filter(batch.one_vote)
+        count = singles.num_rows
+        report.items += count
+        report.judgments += count
+        report.counts.pairs += count
+        report.counts.exported += count
+        general = batch.general and _rows_for_batch(project, batch.general, options, report, test_items, features)
+        in_test = pc.is_in(singles["item_pk"], value_set=test_ids).to_numpy(zero_copy_only=False)
+        for split, take in (("train", ~in_test), ("test", in_test)):
+            mine = singles.filter(take)
+            parts = [columnar.one_vote_rows(mine, schema, conversational=conversational)] if mine.num_rows else []
+            if general and general[split].rows:
+                parts.append(general[split].record_batch(schema))
+            rows = columnar.in_item_order(parts, table)
+            if rows is not None:
+                yield split, rows
 
 
 def _info(features: datasets.Features, split: str, rows: int, size: int) -> datasets.DatasetInfo:

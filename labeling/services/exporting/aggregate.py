@@ -11,6 +11,10 @@ value) of the gaps in the votes that agree with the exported preference.
 from dataclasses import dataclass, field
 from statistics import median_low
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from labeling.services.rankings import pair_outcomes, rank_of
 
 POLICIES = ("majority", "unanimous", "all")
@@ -126,6 +130,17 @@ def one_vote(ranking: list[list[int]], strength: int | None, counts: AggregateCo
     counts.pairs += 1
     counts.exported += 1
     return Preference(ranking[0][0], ranking[1][0], 1, 1.0, _margin(1.0, [strength or 1]), 1)
+
+
+def one_vote_margins(strengths: pa.ChunkedArray) -> np.ndarray:
+    """`one_vote`'s margin, `_margin(1.0, [strength or 1])`, for every strength of an Arrow column.
+
+    With one vote the mean strength is the strength (1 when missing or 0) and agreement is 1,
+    so the margin is the strength as a float.
+    """
+    margins = pc.fill_null(strengths, 1).to_numpy().astype(np.float64)
+    margins[margins == 0] = 1.0
+    return margins
 
 
 def _every_vote(votes: PairVotes) -> list[Preference]:

@@ -6,6 +6,7 @@ Building columns and handing them to Arrow whole replaces datasets' per-row
 the roles, contents and offsets Arrow stores them as, so no dict is made per message.
 """
 
+import numpy as np
 import pyarrow as pa
 
 from labeling.services.exporting import styles
@@ -85,3 +86,14 @@ class Text:
             column.append_assistant(content)
         else:
             column.append(styles.standard_completion(content))
+
+
+def assistant_messages(contents: pa.Array, arrow_type: pa.DataType) -> pa.ListArray:
+    """A column of one-message lists (`Messages.append_assistant` for every string of `contents`), built by Arrow."""
+    fields = list(arrow_type.value_type)
+    types = {f.name: f.type for f in fields}
+    count = len(contents)
+    roles = pa.array([_ASSISTANT], types["role"]).take(np.zeros(count, np.int32))
+    by_name = {"role": roles, "content": contents.cast(types["content"])}
+    values = pa.StructArray.from_arrays([by_name[f.name] for f in fields], fields=fields)
+    return pa.ListArray.from_arrays(pa.array(np.arange(count + 1, dtype=np.int32)), values, type=arrow_type)

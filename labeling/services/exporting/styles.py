@@ -5,6 +5,8 @@ Standard: text TRL can concatenate: a prompt in `\\n\\nHuman: ...\\n\\nAssistant
 and completions starting with a space, because TRL joins prompt + chosen as is.
 """
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from datasets import Features, Value
 
 STYLES = ("conversational", "standard")
@@ -20,6 +22,29 @@ def standard_prompt(messages: list[dict]) -> str:
 
 def standard_completion(content: str) -> str:
     return " " + content
+
+
+def standard_prompts(messages: pa.ListArray) -> pa.Array:
+    """`standard_prompt` of every message list of an Arrow column, computed by Arrow."""
+    roles = messages.flatten().field("role")
+    speakers = pc.index_in(roles, value_set=pa.array(list(_SPEAKERS)))
+    if speakers.null_count:
+        raise KeyError(roles.filter(pc.is_null(speakers))[0].as_py())  # what `_SPEAKERS[role]` raises
+    names = pa.array(list(_SPEAKERS.values())).take(speakers)
+    turns = pc.binary_join_element_wise("\n\n", names, ": ", messages.flatten().field("content"), "")
+    per_prompt = pa.ListArray.from_arrays(_offsets(messages), turns)
+    return pc.binary_join_element_wise(pc.binary_join(per_prompt, ""), "\n\nAssistant:", "")
+
+
+def standard_completions(contents: pa.Array) -> pa.Array:
+    """`standard_completion` of every string of an Arrow column."""
+    return pc.binary_join_element_wise(" ", contents, "")
+
+
+def _offsets(lists: pa.ListArray) -> pa.Array:
+    """The offsets of `lists` counted from its first value, so they index `lists.flatten()`."""
+    offsets = lists.offsets
+    return pc.subtract(offsets, offsets[0]) if len(offsets) and offsets[0].as_py() else offsets
 
 
 def data_dir(config: str) -> str:
