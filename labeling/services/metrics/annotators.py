@@ -22,7 +22,6 @@ import itertools
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from scipy.stats import binomtest
 
 from labeling.services.metrics.agreement import Units, _round, leave_one_out
 from labeling.services.metrics.loading import Judgments, Outcomes
@@ -45,6 +44,10 @@ def _per_annotator(index: np.ndarray, weights, count: int) -> np.ndarray:
 
 
 def annotator_rows(judgments: Judgments, units: Units, gold_answers: Outcomes) -> list[dict]:
+    # Imported here: SciPy takes about a second of CPU to import, which every export's card
+    # and every web worker would pay while the stored figures are current.
+    from scipy.stats import binomtest
+
     if not len(judgments):
         return []
     annotator_ids, who = np.unique(judgments.annotator, return_inverse=True)

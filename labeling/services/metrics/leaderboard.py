@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from labeling.services.metrics.agreement import Units
 from labeling.services.metrics.loading import Responses
@@ -73,6 +72,10 @@ def bradley_terry(wins: np.ndarray, ties: np.ndarray, *, ties_policy: str = "hal
     keep = weights > 0
     if not keep.any():
         return np.full(size, INITIAL)
+    # Imported here: scikit-learn takes 1.4 s of CPU to import, which every export's card and
+    # every web worker would pay while the stored figures are current.
+    from sklearn.linear_model import LogisticRegression
+
     model = LogisticRegression(C=0.5, fit_intercept=False, tol=1e-8, max_iter=1000, solver="newton-cholesky")
     model.fit(features[keep], labels[keep], sample_weight=weights[keep])
     coefficients = model.coef_[0]
