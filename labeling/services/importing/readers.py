@@ -9,9 +9,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-import pyarrow.parquet as pq
-
 from labeling.services.errors import InvalidInput
 
 FORMATS = ("auto", "jsonl", "json", "csv", "parquet", "hf")
@@ -83,6 +80,10 @@ def _read_json(path: Path) -> Iterator[tuple[int, dict | RowError]]:
 
 
 def _read_csv(path: Path) -> Iterator[tuple[int, dict | RowError]]:
+    # pandas (with numpy) and pyarrow are imported by the readers that use them: importing
+    # them is most of a JSONL import's start-up.
+    import pandas as pd
+
     try:
         chunks = pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=BATCH_ROWS, encoding="utf-8")
         number = 0
@@ -130,6 +131,8 @@ def _decode_cell(column: str, value: str):
 
 
 def _read_parquet(path: Path, start: int = 0) -> Iterator[tuple[int, dict | RowError]]:
+    import pyarrow.parquet as pq
+
     try:
         # Without pre_buffer, Arrow keeps only the row group being read, not the whole
         # file's column data, so memory stays flat however large the file is.
@@ -182,8 +185,12 @@ def count_rows(path: Path, fmt: str = "auto") -> int | None:
             with path.open("rb") as handle:
                 return sum(1 for line in handle if line.strip())
         if fmt == "parquet":
+            import pyarrow.parquet as pq
+
             return pq.ParquetFile(path).metadata.num_rows
         if fmt == "csv":
+            import pandas as pd
+
             return max(len(pd.read_csv(path, usecols=[0], dtype=str, keep_default_na=False)), 0)
     except Exception:  # progress is a courtesy; the import itself reports a bad file
         return None
