@@ -2,6 +2,7 @@
 
 import contextlib
 import datetime
+import json
 
 import pytest
 from django.db import IntegrityError, connection
@@ -222,3 +223,16 @@ def test_the_larger_sqlite_page_cache_lasts_only_for_the_import(project, write_j
 
     assert seen[0] == -writer.SQLITE_CACHE_KIB  # during the import
     assert cache_size() == before
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        [{"role": "user", "content": 'Say "hi"\\n\ttab \\ é 東京 \u2028 \x7f \U0001f600 \ud800'}],
+        [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Q?"}],
+        [{"role": "assistant", "content": "A."}],
+        [{"content": "Q?", "role": "user"}],
+    ],
+)
+def test_a_prompt_is_stored_as_json_dumps_writes_it(prompt):
+    assert writer._prompt_json(prompt) == json.dumps(prompt)

@@ -54,7 +54,7 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict | RowError]]:
             except UnicodeDecodeError:
                 yield number, RowError("is not valid UTF-8")
                 continue
-            if not line.strip():
+            if not line or line.isspace():  # blank: `not line.strip()` without copying the line
                 continue
             try:
                 row = json.loads(line)
@@ -183,7 +183,7 @@ def count_rows(path: Path, fmt: str = "auto") -> int | None:
         fmt = detect_format(path) if fmt == "auto" else fmt
         if fmt == "jsonl":
             with path.open("rb") as handle:
-                return sum(1 for line in handle if line.strip())
+                return sum(1 for line in handle if line and not line.isspace())
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
