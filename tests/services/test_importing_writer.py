@@ -5,7 +5,7 @@ import datetime
 import json
 
 import pytest
-from django.db import IntegrityError, connection
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from labeling.models import Item, Response
@@ -236,3 +236,14 @@ def test_the_larger_sqlite_page_cache_lasts_only_for_the_import(project, write_j
 )
 def test_a_prompt_is_stored_as_json_dumps_writes_it(prompt):
     assert writer._prompt_json(prompt) == json.dumps(prompt)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="deferred foreign keys")
+def test_foreign_keys_are_deferred_again_after_the_import(project, write_jsonl):
+    """The import checks its rows' foreign keys as it loads them; the rest of an outer
+    transaction gets them checked at commit again, as Django declares them."""
+    items_import(project=project, path=write_jsonl(NATIVE))
+
+    with transaction.atomic():  # a savepoint in the test's transaction, which is rolled back
+        Response.objects.create(item_id=10**9, position=0, content="A.")  # checked at commit only
+        transaction.set_rollback(True)

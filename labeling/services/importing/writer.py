@@ -50,6 +50,21 @@ class BatchWriter:
         self._in_flight: Future | None = None
 
     def __enter__(self) -> "BatchWriter":
+        self._deferred_keys = ""
+        if connection.vendor == "postgresql":
+            # The foreign keys of items and responses are checked at commit by default
+            # (Django declares them INITIALLY DEFERRED): 300,000 checks per 100,000 pairs,
+            # 1.2 s of the server's time after the last batch. Checked as each batch is
+            # loaded instead, they overlap with the parsing of the next batch.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT string_agg(quote_ident(conname), ', ') FROM pg_constraint "
+                    "WHERE contype = 'f' AND condeferred AND conrelid IN (%s::regclass, %s::regclass)",
+                    [Item._meta.db_table, Response._meta.db_table],
+                )
+                self._deferred_keys = cursor.fetchone()[0] or ""
+                if self._deferred_keys:
+                    cursor.execute(f"SET CONSTRAINTS {self._deferred_keys} IMMEDIATE")
         if connection.vendor == "sqlite":
             # SQLite's default page cache (2 MB) is soon smaller than the item table's
             # index on external ids, which the import adds to at random places; with
@@ -63,6 +78,9 @@ class BatchWriter:
     def __exit__(self, *exc_info) -> None:
         try:
             self.wait()
+            if self._deferred_keys and exc_info[0] is None:
+                with connection.cursor() as cursor:  # as declared again, for the rest of an outer transaction
+                    cursor.execute(f"SET CONSTRAINTS {self._deferred_keys} DEFERRED")
         except Exception:
             if exc_info[0] is None:
                 raise  # otherwise the first error is the one to report
