@@ -1,14 +1,16 @@
 """The import's plain-SQL write path stores what the ORM would, and stays all or nothing."""
 
+import contextlib
 import datetime
+import json
 
 import pytest
-from django.db import IntegrityError, connection
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from labeling.models import Item, Response
 from labeling.services.errors import InvalidInput
-from labeling.services.importing import ImportRejected, items_import
+from labeling.services.importing import ImportRejected, items_import, writer
 from labeling.services.importing.readers import BATCH_ROWS
 from labeling.services.importing.shapes import detect_shape, normalize
 
@@ -71,7 +73,13 @@ def stored(project) -> tuple[list[dict], list[dict]]:
     return items, responses
 
 
-def test_rows_written_by_the_import_equal_what_the_orm_saves(project, other_project, write_jsonl):
+@pytest.mark.parametrize("rows_per_statement", [1000, 2], ids=["one-statement-per-row", "multi-row-statements"])
+def test_rows_written_by_the_import_equal_what_the_orm_saves(
+    project, other_project, write_jsonl, monkeypatch, rows_per_statement
+):
+    """On SQLite whole chunks of rows go in one INSERT each and the rest one row per statement:
+    with 2 rows a statement, these files take both paths."""
+    monkeypatch.setattr(writer, "SQLITE_ROWS_PER_STATEMENT", rows_per_statement)
     other_project.overlap = project.overlap
     other_project.save()
     before = timezone.now()
@@ -195,3 +203,47 @@ def test_a_progress_callback_may_use_the_database(project, write_jsonl):
     assert [done for done, _ in seen] == [BATCH_ROWS, 2 * BATCH_ROWS, 3 * BATCH_ROWS, 3 * BATCH_ROWS + 5]
     assert [stored for _, stored in seen][:3] == [0, BATCH_ROWS, 2 * BATCH_ROWS]
     assert Item.objects.count() == 3 * BATCH_ROWS + 5
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's page cache")
+@pytest.mark.parametrize("valid", [True, False])
+def test_the_larger_sqlite_page_cache_lasts_only_for_the_import(project, write_jsonl, valid):
+    def cache_size() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA cache_size")
+            return cursor.fetchone()[0]
+
+    seen = []
+    before = cache_size()
+    rows = [{"id": f"r-{n}", "prompt": f"Q{n}?", "responses": [f"a{n}", f"b{n}"]} for n in range(BATCH_ROWS + 5)]
+    if not valid:
+        rows.append({"prompt": "Q?", "responses": ["only one"]})
+    with contextlib.nullcontext() if valid else pytest.raises(ImportRejected):
+        items_import(project=project, path=write_jsonl(rows), progress=lambda done: seen.append(cache_size()))
+
+    assert seen[0] == -writer.SQLITE_CACHE_KIB  # during the import
+    assert cache_size() == before
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        [{"role": "user", "content": 'Say "hi"\\n\ttab \\ é 東京 \u2028 \x7f \U0001f600 \ud800'}],
+        [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Q?"}],
+        [{"role": "assistant", "content": "A."}],
+        [{"content": "Q?", "role": "user"}],
+    ],
+)
+def test_a_prompt_is_stored_as_json_dumps_writes_it(prompt):
+    assert writer._prompt_json(prompt) == json.dumps(prompt)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="deferred foreign keys")
+def test_foreign_keys_are_deferred_again_after_the_import(project, write_jsonl):
+    """The import checks its rows' foreign keys as it loads them; the rest of an outer
+    transaction gets them checked at commit again, as Django declares them."""
+    items_import(project=project, path=write_jsonl(NATIVE))
+
+    with transaction.atomic():  # a savepoint in the test's transaction, which is rolled back
+        Response.objects.create(item_id=10**9, position=0, content="A.")  # checked at commit only
+        transaction.set_rollback(True)

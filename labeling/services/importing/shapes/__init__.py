@@ -42,12 +42,14 @@ def normalize(row: dict, shape: str) -> list[NormalizedItem]:
     """The items a row holds: one, or for an OpenAssistant tree one per prompter message with 2+ replies."""
     if shape == "oasst_tree":
         return _oasst_tree(row)
-    single = {
-        "native": _native,
-        "flat_pair": _flat_pair,
-        "trl_preference": _trl,
-        "hh_rlhf": _hh,
-        "chatbot_arena": _arena,
-        "ultrafeedback": _ultrafeedback,
-    }
-    return [single[shape](row)]
+    return [_ONE_ITEM[shape](row)]
+
+
+_ONE_ITEM = {
+    "native": _native,
+    "flat_pair": _flat_pair,
+    "trl_preference": _trl,
+    "hh_rlhf": _hh,
+    "chatbot_arena": _arena,
+    "ultrafeedback": _ultrafeedback,
+}

@@ -12,6 +12,7 @@ from django.dispatch import receiver
 
 ROLES = ("system", "user", "assistant")
 MIN_RESPONSES, MAX_RESPONSES = 2, 8
+MAX_MODEL_CHARS = MAX_ID_CHARS = 200
 
 
 class RowInvalid(Exception):
@@ -140,8 +141,8 @@ def _forget_max_text_chars(*, setting: str, **kwargs) -> None:
 def _model(value, name: str) -> str:
     if value is None or value == "":
         return ""
-    if not isinstance(value, str) or len(value) > 200:
-        raise RowInvalid(f"`{name}` must be a model name of at most 200 characters")
+    if not isinstance(value, str) or len(value) > MAX_MODEL_CHARS:
+        raise RowInvalid(f"`{name}` must be a model name of at most {MAX_MODEL_CHARS} characters")
     return value.strip()
 
 
@@ -162,8 +163,8 @@ def _item(
     given = row.get("metadata") or {}
     if not isinstance(given, dict):
         raise RowInvalid("`metadata` must be an object")
-    if external_id is not None and len(external_id) > 200:
-        raise RowInvalid(f"the item id {external_id[:40]!r}... is over 200 characters")
+    if external_id is not None and len(external_id) > MAX_ID_CHARS:
+        raise RowInvalid(f"the item id {external_id[:40]!r}... is over {MAX_ID_CHARS} characters")
     return NormalizedItem(
         external_id or _external_id(row, prompt, contents),
         prompt,
@@ -201,8 +202,8 @@ def _external_id(row: dict, prompt: list[dict], contents: list[str]) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise RowInvalid("`id` must be a string or a whole number")
     text = str(value).strip()
-    if not text or len(text) > 200:
-        raise RowInvalid("`id` must be 1 to 200 characters")
+    if not text or len(text) > MAX_ID_CHARS:
+        raise RowInvalid(f"`id` must be 1 to {MAX_ID_CHARS} characters")
     return text
 
 

@@ -1,11 +1,15 @@
 """Preference shapes: native rows, flat pairs, TRL preference rows and HH-RLHF transcripts."""
 
+from labeling.services.importing.shapes import fields
 from labeling.services.importing.shapes.fields import (
+    MAX_ID_CHARS,
+    MAX_MODEL_CHARS,
     NormalizedItem,
     NormalizedResponse,
     RowInvalid,
     _check_prompt,
     _completion,
+    _content_hash,
     _item,
     _messages,
     _model,
@@ -40,6 +44,65 @@ def _native(row: dict) -> NormalizedItem:
 
 
 def _flat_pair(row: dict) -> NormalizedItem:
+    item = _plain_flat_pair(row)
+    return _any_flat_pair(row) if item is None else item
+
+
+# Row values that make `gold` true, as `_gold` reads them.
+_GOLD_TRUE = (True, "true", "1", 1)
+
+
+def _plain_flat_pair(row: dict) -> NormalizedItem | None:
+    """The common flat pair in one pass: texts that need no transcript parsing, model names,
+    a text id or none, no metadata or gold. It returns what `_any_flat_pair` would, or None
+    for any other row, which `_any_flat_pair` then checks and names the fault of: it is the
+    rule; this is the part of it most imported rows take, at a third of the cost."""
+    get = row.get
+    prompt, first, second = get("prompt"), get("response_a"), get("response_b")
+    if type(prompt) is not str or type(first) is not str or type(second) is not str:
+        return None
+    prompt, first, second = prompt.strip(), first.strip(), second.strip()
+    limit = fields._max_text_chars or fields._read_max_text_chars()
+    if (
+        not prompt
+        or not first
+        or not second
+        or first == second
+        or len(prompt) > limit
+        or len(first) > limit
+        or len(second) > limit
+        or "\x00" in prompt
+        or "\x00" in first
+        or "\x00" in second
+        or prompt.startswith("Human:")
+    ):
+        return None
+    model_a, model_b = get("model_a"), get("model_b")
+    if model_a is None or model_a == "":
+        model_a = ""
+    elif type(model_a) is not str or len(model_a) > MAX_MODEL_CHARS:
+        return None
+    if model_b is None or model_b == "":
+        model_b = ""
+    elif type(model_b) is not str or len(model_b) > MAX_MODEL_CHARS:
+        return None
+    if get("metadata") or get("gold_answer") is not None or get("gold") in _GOLD_TRUE:
+        return None
+    messages = [{"role": "user", "content": prompt}]
+    external_id = get("id")
+    if external_id is None or external_id == "":
+        external_id = _content_hash(messages, [first, second])
+    elif type(external_id) is str:
+        external_id = external_id.strip()
+        if not external_id or len(external_id) > MAX_ID_CHARS:
+            return None
+    else:
+        return None
+    responses = [NormalizedResponse(first, model_a.strip()), NormalizedResponse(second, model_b.strip())]
+    return NormalizedItem(external_id, messages, responses, None, {}, None)
+
+
+def _any_flat_pair(row: dict) -> NormalizedItem:
     prompt = _prompt(row.get("prompt"), "prompt")
     responses = [
         NormalizedResponse(_text(row.get("response_a"), "response_a"), _model(row.get("model_a"), "model_a")),
