@@ -197,3 +197,26 @@ def test_old_figures_with_no_new_judgment_say_why_and_how_long_the_last_run_took
     shown = computed.document["computed_at"]  # the figures on the page are the latest: no reload
     status = client.post(refresh_url, {"shown": shown}, HTTP_HX_REQUEST="true").content.decode()
     assert "the last computation took 42 s" in status
+
+
+def test_figures_that_turn_stale_while_the_page_reads_them_are_shown_not_recomputed(
+    client, manager, computed, url, monkeypatch
+):
+    """The page decides "current" once: a document that passes STATS_CACHE_SECONDS between
+    two reads of the clock must not make a big project recompute inside the request."""
+    from labeling.services.metrics import snapshot as snapshot_module
+    from labeling.services.metrics import stats as stats_module
+
+    read_at = timezone.now()
+    later = read_at + timedelta(seconds=stats_module.STATS_CACHE_SECONDS + 1)
+    monkeypatch.setattr(snapshot_module.timezone, "now", lambda: read_at)
+    clock = iter([read_at])  # the first reading of the clock in stats; every later one is past the cache time
+    monkeypatch.setattr(stats_module.timezone, "now", lambda: next(clock, later))
+
+    def no_recompute(**kwargs):
+        raise AssertionError("recomputed inside the request")
+
+    monkeypatch.setattr(stats_module, "snapshot_compute", no_recompute)
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response.context["stats"]["computed_at"] == computed.document["computed_at"]

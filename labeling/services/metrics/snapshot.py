@@ -1,7 +1,7 @@
 """The dashboard's view of the stats: the stored document at once, refreshed in the background.
 
 A manager should never wait for a recompute. A small project's document is computed
-inline when it is out of date (well under a second below STATS_INLINE_JUDGMENTS). A big
+inline when it is out of date (well under a second below LABELING_STATS_INLINE_JUDGMENTS). A big
 project's page shows the last stored document with its age and how many judgments came
 since, and asks for one background refresh (a task; `stats_refresh_claim` makes it one
 per project at a time); the page polls and reloads when the new document is in.
@@ -20,7 +20,6 @@ from labeling.models import Project, StatsSnapshot
 from labeling.services.metrics.stats import (
     STATS_CACHE_SECONDS,
     counts_read,
-    snapshot_compute,
     snapshot_current,
     stats_document,
     usable,
@@ -79,7 +78,9 @@ def dashboard_stats(*, project: Project) -> DashboardStats:
     snapshot = StatsSnapshot.objects.filter(project=project).first()
     now = timezone.now()
     if counts.matches(snapshot, now=now) or counts.judgments <= settings.LABELING_STATS_INLINE_JUDGMENTS:
-        snapshot = snapshot_current(project=project, counts=counts, snapshot=snapshot)
+        # The same `now` as above: a document that turns stale between the two checks must
+        # not make a big project recompute inside the request.
+        snapshot = snapshot_current(project=project, counts=counts, snapshot=snapshot, now=now)
         analysis, current = snapshot.document, True
     elif usable(snapshot):
         analysis, current = snapshot.document, False
@@ -126,10 +127,9 @@ def stats_snapshot_refresh(*, project: Project) -> None:
     current, then release the slot. A failure keeps the last document and records why."""
     counts = counts_read(project=project)
     snapshot = StatsSnapshot.objects.filter(project=project).first()
-    if not counts.matches(snapshot):
-        try:
-            snapshot_compute(project=project, counts=counts)
-        except Exception as error:
-            stats_refresh_release(project=project, error=f"The refresh failed ({type(error).__name__}: {error}).")
-            raise
+    try:
+        snapshot_current(project=project, counts=counts, snapshot=snapshot)
+    except Exception as error:
+        stats_refresh_release(project=project, error=f"The refresh failed ({type(error).__name__}: {error}).")
+        raise
     stats_refresh_release(project=project)

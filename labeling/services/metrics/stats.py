@@ -55,9 +55,11 @@ def usable(snapshot: StatsSnapshot | None) -> bool:
     return snapshot is not None and snapshot.document is not None and snapshot.version == STATS_VERSION
 
 
-def snapshot_current(*, project: Project, counts: Counts, snapshot: StatsSnapshot | None) -> StatsSnapshot:
-    """`snapshot` when it was computed from exactly these judgments, else a newly computed one."""
-    return snapshot if counts.matches(snapshot) else snapshot_compute(project=project, counts=counts)
+def snapshot_current(
+    *, project: Project, counts: Counts, snapshot: StatsSnapshot | None, now: datetime | None = None
+) -> StatsSnapshot:
+    """`snapshot` when it was computed from exactly these judgments (judged at `now`), else a newly computed one."""
+    return snapshot if counts.matches(snapshot, now=now) else snapshot_compute(project=project, counts=counts)
 
 
 def counts_read(*, project: Project) -> Counts:
