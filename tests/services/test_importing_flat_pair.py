@@ -13,7 +13,8 @@ from labeling.services.importing.shapes.preference import _any_flat_pair, _flat_
 LIMIT = 12  # LABELING_MAX_TEXT_CHARS in these tests, so that texts over the limit come up
 TEXT = st.sampled_from(
     ["", " ", "a", " a ", "a\n", "b", "A", "a\x00", "Human: hi", " Human: x\n\nAssistant:", "x" * LIMIT,
-     "x" * (LIMIT + 1), f" {'y' * LIMIT} ", "é\u2003", "\u2028b", "\x1c", "m" * 201, f" {'m' * 199} "]
+     "x" * (LIMIT + 1), f" {'y' * LIMIT} ", "é\u2003", "\u2028b", "\x1c", "m" * 201, f" {'m' * 199} ",
+     "true", "1", "false", "0"]
 ) | st.text(max_size=LIMIT + 2)  # fmt: skip
 VALUE = (
     TEXT

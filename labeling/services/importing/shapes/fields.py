@@ -113,7 +113,7 @@ def _text(value, name: str) -> str:
         raise RowInvalid(f"`{name}` is empty")
     if "\x00" in text:
         raise RowInvalid(f"`{name}` contains a NUL byte")
-    limit = _max_text_chars or _read_max_text_chars()
+    limit = max_text_chars()
     if len(text) > limit:
         raise RowInvalid(
             f"`{name}` has {len(text):,} characters, over the limit of {limit:,} (LABELING_MAX_TEXT_CHARS)"
@@ -123,6 +123,13 @@ def _text(value, name: str) -> str:
 
 # Read once: a lazy settings lookup for every text field was a tenth of validating a row.
 _max_text_chars = 0
+# Row values of `gold` that make an item gold.
+GOLD_TRUE = (True, "true", "1", 1)
+
+
+def max_text_chars() -> int:
+    """LABELING_MAX_TEXT_CHARS, read once per process (and again after a settings change)."""
+    return _max_text_chars or _read_max_text_chars()
 
 
 def _read_max_text_chars() -> int:
@@ -180,7 +187,7 @@ def _gold(row: dict, reference, count: int) -> list[list[int]] | None:
     or `gold: true` on a row whose shape carries a reference preference."""
     answer = row.get("gold_answer")
     if answer is None:
-        if row.get("gold") in (True, "true", "1", 1):
+        if row.get("gold") in GOLD_TRUE:
             if reference is None:
                 raise RowInvalid("`gold` is set but the row carries no answer; add `gold_answer`")
             return reference

@@ -48,10 +48,6 @@ def _flat_pair(row: dict) -> NormalizedItem:
     return _any_flat_pair(row) if item is None else item
 
 
-# Row values that make `gold` true, as `_gold` reads them.
-_GOLD_TRUE = (True, "true", "1", 1)
-
-
 def _plain_flat_pair(row: dict) -> NormalizedItem | None:
     """The common flat pair in one pass: texts that need no transcript parsing, model names,
     a text id or none, no metadata or gold. It returns what `_any_flat_pair` would, or None
@@ -62,7 +58,7 @@ def _plain_flat_pair(row: dict) -> NormalizedItem | None:
     if type(prompt) is not str or type(first) is not str or type(second) is not str:
         return None
     prompt, first, second = prompt.strip(), first.strip(), second.strip()
-    limit = fields._max_text_chars or fields._read_max_text_chars()
+    limit = fields.max_text_chars()
     if (
         not prompt
         or not first
@@ -86,7 +82,7 @@ def _plain_flat_pair(row: dict) -> NormalizedItem | None:
         model_b = ""
     elif type(model_b) is not str or len(model_b) > MAX_MODEL_CHARS:
         return None
-    if get("metadata") or get("gold_answer") is not None or get("gold") in _GOLD_TRUE:
+    if get("metadata") or get("gold_answer") is not None or get("gold") in fields.GOLD_TRUE:
         return None
     messages = [{"role": "user", "content": prompt}]
     external_id = get("id")
