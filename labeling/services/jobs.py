@@ -25,7 +25,7 @@ from labeling.models import Job, Project
 from labeling.services.errors import DomainError, InvalidInput, NotFound
 from labeling.services.exporting import ExportOptions, preferences_export
 from labeling.services.importing import ImportRejected, items_import
-from labeling.services.importing.readers import count_rows
+from labeling.services.importing.readers import FORMATS, count_rows
 from labeling.services.metrics.snapshot import stats_refresh_claim, stats_refresh_release, stats_snapshot_refresh
 
 ALLOWED_SUFFIXES = {".jsonl", ".ndjson", ".json", ".csv", ".parquet"}
@@ -39,7 +39,8 @@ def _progress_key(job_id) -> str:
     return f"labeling:job:{job_id}:rows_done"
 
 
-UPLOAD_FORMATS = ("auto", "jsonl", "json", "csv", "parquet")
+# Every import format but a dataset folder (`hf`), which is not one file.
+UPLOAD_FORMATS = tuple(fmt for fmt in FORMATS if fmt != "hf")
 
 
 def upload_format_checked(fmt: str) -> str:

@@ -415,3 +415,7 @@ def test_an_unreadable_or_unnamed_file_is_explained(project, manager, jobs_dir):
         import_preview(project=project, user=manager, upload=SimpleUploadedFile("x.txt", b"hello"))
     with pytest.raises(InvalidInput, match="Format 'hf' is not accepted"):
         import_preview(project=project, user=manager, upload=io.BytesIO(b""), fmt="hf")
+    with pytest.raises(
+        InvalidInput, match=r"Format 'xlsx' is not accepted for uploads; use one of auto, jsonl, json, csv, parquet\."
+    ):
+        import_preview(project=project, user=manager, upload=io.BytesIO(b""), fmt="xlsx")
