@@ -7,7 +7,6 @@ import json
 import datasets
 import pytest
 
-from labeling.services.errors import InvalidInput
 from labeling.services.exporting import ExportOptions, preferences_export, reading
 from tests.services.test_exporting_golden import CASES, GOLDEN, build, snapshot
 from tests.services.test_exporting_golden import PAIRWISE as PLAN
@@ -34,13 +33,21 @@ def test_dataset_info_keeps_the_keys_from_generator_wrote(judged, tmp_path):
         assert info["dataset_size"] == info["splits"][split]["num_bytes"] > 0
 
 
-def test_the_garbage_collector_gets_every_object_back(judged, tmp_path):
+def test_the_garbage_collector_gets_every_object_back(judged, tmp_path, monkeypatch):
     project, _ = judged
     frozen = gc.get_freeze_count()
 
     preferences_export(project=project, out_dir=tmp_path / "ok")
-    with pytest.raises(InvalidInput):
-        preferences_export(project=project, out_dir=tmp_path / "ok")
+    assert gc.get_freeze_count() == frozen
+
+    def broken(**kwargs):  # the read fails after the export has frozen the older objects
+        assert gc.get_freeze_count() > frozen
+        raise RuntimeError("the database went away")
+        yield
+
+    monkeypatch.setattr(reading, "pair_tables" if reading.columnar(config="default") else "judgment_batches", broken)
+    with pytest.raises(RuntimeError, match="went away"):
+        preferences_export(project=project, out_dir=tmp_path / "failed")
 
     assert gc.get_freeze_count() == frozen
 
@@ -72,7 +79,18 @@ def test_batches_mixing_one_vote_and_other_items_give_the_same_rows(judged, tmp_
     project, names = judged
     monkeypatch.setattr(reading, "ITEM_BATCH", size)
     expected = json.loads(GOLDEN.read_text())
+    batches = []
+    read_tables = reading.pair_tables
+
+    def counted(**kwargs):
+        for batch in read_tables(**kwargs):
+            batches.append(batch)
+            yield batch
+
+    monkeypatch.setattr(reading, "pair_tables", counted)
 
     for case in ("default", "default-standard-margin", "default-gold-test-split"):
         got = snapshot(project, names, tmp_path / case, CASES[case][1])
         assert json.loads(json.dumps(got, sort_keys=True)) == expected[case], case
+    # On PostgreSQL these came through the columnar read; on SQLite through the general path's batches.
+    assert bool(batches) == reading.columnar(config="default")
