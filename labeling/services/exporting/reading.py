@@ -76,7 +76,9 @@ def test_items(*, project: Project, include_gold: bool, test_size: float, seed: 
 
 def judgment_batches(*, project: Project, raw: bool, include_gold: bool):
     """Yield a `Batch` for every ITEM_BATCH judged items, in item order and, per item, in submit order."""
-    ordered = judgments(project=project, include_gold=include_gold).order_by("item_id", "created_at")
+    # `id` last, as `pair_tables` orders: judgments of one item made at the same instant come
+    # out in one order, on both paths and in every run.
+    ordered = judgments(project=project, include_gold=include_gold).order_by("item_id", "created_at", "id")
     if raw:
         rows = ordered.values_list(*RAW_FIELDS).iterator(chunk_size=CURSOR_CHUNK)
     else:
@@ -132,8 +134,7 @@ SELECT j.item_id AS item_pk, j.strength, p.pair, j.ranking::text AS ranking,
        CASE WHEN p.pair THEN (j.ranking->1->>0)::bigint END AS rejected_id,
        i.external_id, '{{"p":' || i.prompt::text || '}}' AS prompt, j.created_at, j.id
 FROM (SELECT j.id, j.item_id, j.strength, j.ranking, j.created_at FROM {Judgment._meta.db_table} AS j
-      WHERE j.project_id = %(project)s AND j.item_id >= %(low)s AND j.item_id < %(high)s
-      ORDER BY j.item_id, j.created_at) AS j
+      WHERE j.project_id = %(project)s AND j.item_id >= %(low)s AND j.item_id < %(high)s) AS j
 JOIN {Item._meta.db_table} AS i ON i.id = j.item_id
 CROSS JOIN LATERAL (SELECT {_PAIR} AS pair) AS p
 WHERE i.project_id = %(project)s AND i.id >= %(low)s AND i.id < %(high)s GOLD
