@@ -5,6 +5,7 @@ from django.test import Client
 from django.urls import reverse
 
 from labeling.models import Assignment, Judgment
+from labeling.services.items import item_withdraw
 from tests.factories import PASSWORD
 
 
@@ -190,3 +191,24 @@ def test_pages_carry_a_csp_without_inline_script(client_for, annotator, project,
     policy = response["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
     assert "<script>" not in response.content.decode()
+
+
+def test_a_judgment_on_an_item_withdrawn_meanwhile_says_so_and_shows_the_next_item(
+    client_for, annotator, project, items
+):
+
+    client = client_for(annotator)
+    client.get(reverse("annotate", args=[project.slug]))
+    first = _current_assignment(annotator)
+    item_withdraw(item=first.item)  # a manager withdraws it while the annotator reads
+
+    response = client.post(
+        reverse("judge", args=[project.slug, first.pk]), {"choice": "A"}, headers={"HX-Request": "true"}
+    )
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "This item was withdrawn by a manager" in html
+    assert not Judgment.objects.filter(assignment=first).exists()
+    following = _current_assignment(annotator)
+    assert following.item_id != first.item_id and str(following.pk) in html
