@@ -89,8 +89,8 @@ def bootstrap_intervals(
     ties_policy: str = "half",
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """2.5th and 97.5th percentiles of the scores over resampled games, and how many resamples ran."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """2.5th and 97.5th percentiles of the scores over `resamples` resampled games (all of them, always)."""
     size = len(wins)
     first, second = np.triu_indices(size, k=1)
     cells = np.stack([wins[first, second], wins[second, first], ties[first, second]], axis=1).ravel()
@@ -107,7 +107,7 @@ def bootstrap_intervals(
         sample_ties[first, second] = sample_ties[second, first] = drawn[:, 2]
         samples.append(bradley_terry(sample_wins, sample_ties, ties_policy=ties_policy))
     scores = np.array(samples)
-    return np.percentile(scores, 2.5, axis=0), np.percentile(scores, 97.5, axis=0), len(samples)
+    return np.percentile(scores, 2.5, axis=0), np.percentile(scores, 97.5, axis=0)
 
 
 def leaderboard(units: Units, responses: Responses, *, ties_policy: str = "half") -> tuple[list[dict], dict, dict]:
@@ -125,7 +125,8 @@ def leaderboard(units: Units, responses: Responses, *, ties_policy: str = "half"
     if not models:
         return [], {"models": [], "win_rate": [], "games": []}, method
     scores = bradley_terry(wins, ties, ties_policy=ties_policy)
-    low, high, method["resamples"] = bootstrap_intervals(wins, ties, ties_policy=ties_policy)
+    low, high = bootstrap_intervals(wins, ties, ties_policy=ties_policy)
+    method["resamples"] = BOOTSTRAP_RESAMPLES
     order = sorted(range(len(models)), key=lambda index: (-scores[index], models[index]))
     rows = [
         {
