@@ -6,11 +6,13 @@ from django.db.models import Count, Q
 from labeling.models import Item, Judgment, Membership, Project
 
 
+def _item_counts() -> dict:
+    return {"items": Count("id"), "complete": Count("id", filter=Q(is_complete=True))}
+
+
 def items_progress(*, project: Project) -> dict:
     """{"items": how many the project has, "complete": how many are complete}: one query."""
-    return Item.objects.filter(project=project).aggregate(
-        items=Count("id"), complete=Count("id", filter=Q(is_complete=True))
-    )
+    return Item.objects.filter(project=project).aggregate(**_item_counts())
 
 
 def annotator_progress(*, project: Project, annotator: AbstractBaseUser) -> dict:
@@ -24,9 +26,7 @@ def projects_progress(*, user: AbstractBaseUser) -> list[dict]:
     projects = [membership.project_id for membership in memberships]
     items = {
         row["project"]: row
-        for row in Item.objects.filter(project__in=projects)
-        .values("project")
-        .annotate(items=Count("id"), complete=Count("id", filter=Q(is_complete=True)))
+        for row in Item.objects.filter(project__in=projects).values("project").annotate(**_item_counts())
     }
     mine = dict(
         Judgment.objects.filter(project__in=projects, annotator=user)
@@ -34,13 +34,14 @@ def projects_progress(*, user: AbstractBaseUser) -> list[dict]:
         .annotate(mine=Count("id"))
         .values_list("project", "mine")
     )
+    none = {"items": 0, "complete": 0}
     return [
         {
             "project": membership.project,
             "role": membership.role,
             "mine": mine.get(membership.project_id, 0),
-            "items": items.get(membership.project_id, {}).get("items", 0),
-            "complete": items.get(membership.project_id, {}).get("complete", 0),
+            "items": items.get(membership.project_id, none)["items"],
+            "complete": items.get(membership.project_id, none)["complete"],
         }
         for membership in memberships
     ]
