@@ -147,7 +147,7 @@ def judgment_submit(
             sql.insert(
                 judgment,
                 before=f"WITH vote AS ({_VOTE_SQL} RETURNING id), lease AS ({_FINISH_SQL} RETURNING id)",
-                before_params=[1 if released else 0, True, locked.item_id, *finished],
+                before_params=[*_vote_params(locked.item_id, released=released), *finished],
             )
             return judgment, True
         # The item row is locked (updated) before the judgment is inserted: the insert's
@@ -168,6 +168,11 @@ _VOTE_SQL = (
 _FINISH_SQL = "UPDATE labeling_assignment SET state = %s, finished_at = %s WHERE id = %s"
 
 
+def _vote_params(item_id: int, *, released: bool) -> list:
+    """_VOTE_SQL's parameters: a released lease takes its slot again."""
+    return [1 if released else 0, True, item_id]
+
+
 def _count_vote(assignment: Assignment, *, released: bool) -> Item | None:
     """Add the vote to the item's counters and settle whether the item is complete.
 
@@ -177,7 +182,7 @@ def _count_vote(assignment: Assignment, *, released: bool) -> Item | None:
     """
     project = assignment.project
     if not project.adaptive:
-        sql.execute(_VOTE_SQL, [1 if released else 0, True, assignment.item_id])
+        sql.execute(_VOTE_SQL, _vote_params(assignment.item_id, released=released))
         return None
     item = (
         Item.objects.select_for_update()
