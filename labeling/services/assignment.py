@@ -138,10 +138,12 @@ def _lease_new(project: Project, annotator: AbstractBaseUser, now, *, queued: bo
         item = _claim_gold(project, annotator)
         if item is not None:
             _take_slot(item)
+    window_tried = False
     if item is None:
         item = _claim_window(project, annotator)  # PostgreSQL: claim, take the slot and read the responses at once
+        window_tried = connection.vendor == "postgresql"
     if item is None:
-        item = _claim_item(project, annotator)
+        item = _claim_item(project, annotator, window_tried=window_tried)
         if item is None:
             return None
         _take_slot(item)
@@ -234,7 +236,7 @@ def _release(assignment: Assignment, now) -> None:
     leases_release(Assignment.objects.filter(pk=assignment.pk), now=now)
 
 
-def _claim_item(project: Project, annotator: AbstractBaseUser) -> Item | None:
+def _claim_item(project: Project, annotator: AbstractBaseUser, *, window_tried: bool = False) -> Item | None:
     """Lock the first item, in the project's order of work, with a free slot this annotator never had.
 
     skip_locked: an item another annotator is claiming right now is passed over
@@ -249,10 +251,11 @@ def _claim_item(project: Project, annotator: AbstractBaseUser) -> Item | None:
     )
     had_it = Exists(Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator))
     # One query: the first CLAIM_WINDOW open items in order, less those this annotator had.
-    window = open_items.order_by(*order).values("pk")[:CLAIM_WINDOW]
-    item = _lock_first(open_items.filter(pk__in=window).filter(~had_it), order)
-    if item is not None:
-        return item
+    if not window_tried:  # `_claim_window` has just run this step in one statement (PostgreSQL)
+        window = open_items.order_by(*order).values("pk")[:CLAIM_WINDOW]
+        item = _lock_first(open_items.filter(pk__in=window).filter(~had_it), order)
+        if item is not None:
+            return item
     untouched = open_items.filter(filled=0).filter(~had_it)
     anything = open_items.filter(~had_it)
     # Last, wait for rows others hold rather than skip them: an item being claimed

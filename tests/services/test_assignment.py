@@ -158,3 +158,22 @@ def test_a_queued_lease_expired_by_another_process_meanwhile_gives_a_fresh_claim
     queued.refresh_from_db()
     assert queued.state == Assignment.State.EXPIRED
     assert Item.objects.get(pk=queued.item_id).filled == 0  # released once, not twice
+
+
+def test_an_annotator_who_had_every_item_of_the_window_gets_one_past_it(monkeypatch, db):
+    """Depth-first keeps half-done items first; an annotator who judged all of them is
+    served past the window (the untouched items), on both databases."""
+    monkeypatch.setattr(assignment_module, "CLAIM_WINDOW", 3)
+    project = ProjectFactory(slug="window", overlap=2)
+    ItemFactory.create_batch(6, project=project)
+    first, second = (MembershipFactory(project=project).user for _ in range(2))
+    for _ in range(4):  # four half-done items lead the order of work
+        _judge(assignment_next(project=project, annotator=first), first)
+
+    lease = assignment_next(project=project, annotator=first)
+
+    assert lease is not None
+    assert lease.item.votes == 0 and lease.item.pk not in set(
+        Assignment.objects.filter(annotator=first, state=Assignment.State.SUBMITTED).values_list("item_id", flat=True)
+    )
+    assert assignment_next(project=project, annotator=second).item.votes == 1  # the others still finish items first
