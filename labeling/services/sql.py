@@ -58,6 +58,14 @@ def rows(sql: str, params) -> list:
         return cursor.fetchall()
 
 
+def csv_field(expression: str, *, quoted: bool) -> str:
+    """PostgreSQL: `expression` as one CSV field, for rows built with `string_agg` and parsed
+    by a CSV reader. `quoted` for text that may hold commas, quotes or newlines; NULL is empty."""
+    if quoted:
+        return f"""coalesce('"' || replace(({expression})::text, '"', '""') || '"', '')"""
+    return f"coalesce(({expression})::text, '')"
+
+
 def prep(model: type[Model], field_name: str, value):
     """`value` as the database takes it for that field (a UUID on SQLite is text, a datetime too)."""
     return model._meta.get_field(field_name).get_db_prep_save(value, connection)

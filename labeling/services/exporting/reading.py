@@ -272,7 +272,9 @@ def _read_csv(
     and parsing the long texts as CSV most of the read.
     """
     short = {name: arrow_type for name, arrow_type in columns.items() if name not in texts}
-    line = " || ',' || ".join(_csv_field(f"t.{name}", arrow_type) for name, arrow_type in short.items())
+    line = " || ',' || ".join(
+        sql.csv_field(f"t.{name}", quoted=pa.types.is_string(arrow_type)) for name, arrow_type in short.items()
+    )
     ordered = f" ORDER BY {', '.join(f't.{key.strip()}' for key in order.split(','))}"
     aggregates = [f"string_agg({line}, E'\\n'{ordered})"]
     for name in texts:
@@ -298,12 +300,6 @@ def _read_csv(
     for index, name in enumerate(texts):
         table = table.append_column(name, _joined_strings(found[1 + 2 * index], found[2 + 2 * index]))
     return table.select(list(columns))
-
-
-def _csv_field(expression: str, arrow_type: pa.DataType) -> str:
-    if pa.types.is_string(arrow_type):
-        return f"""coalesce('"' || replace({expression}, '"', '""') || '"', '')"""
-    return f"coalesce(({expression})::text, '')"
 
 
 def _joined_strings(joined: str, lengths: str) -> pa.Array:

@@ -26,6 +26,7 @@ from django.db.models.functions import Cast, Floor
 
 from labeling.models import Item, Judgment, Project, Response
 from labeling.services.rankings import pair_outcomes
+from labeling.services.sql import csv_field
 
 
 def _int(expression):
@@ -88,12 +89,7 @@ def row_chunks(
                 yield pd.DataFrame.from_records(rows, columns=names, coerce_float=True)
         return
     columns = [f"c{index}" for index in range(len(names))]
-    fields = ", ".join(
-        f"coalesce('\"' || replace({column}::text, '\"', '\"\"') || '\"', '')"
-        if name in text
-        else f"coalesce({column}::text, '')"
-        for name, column in zip(names, columns, strict=True)
-    )
+    fields = ", ".join(csv_field(column, quoted=name in text) for name, column in zip(names, columns, strict=True))
     # Only column names made here, an integer and the ORM's own SQL go into the text; values
     # stay parameters. As bytes (bytea), not text: a Python str, and the four bytes a
     # character io.StringIO keeps, would cost several times the CSV.
