@@ -33,9 +33,10 @@ def project_for_user(user: AbstractBaseUser, slug: str, *, manager: bool = False
     if manager:
         query += " AND m.role = %s"
         params.append(Membership.Role.MANAGER)
-    project = next(iter(Project.objects.raw(query + " LIMIT 1", params)), None)
-    if project is None:
+    row = sql.one(query + " LIMIT 1", params)
+    if row is None:
         raise Http404("No such project.")
+    (project,) = sql.load_joined(row, Project)
     return project
 
 

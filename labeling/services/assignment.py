@@ -180,7 +180,7 @@ WITH claimed AS (
             SELECT u.id FROM labeling_item u
             WHERE u.project_id = %(project)s AND NOT u.is_complete AND NOT u.is_gold
                 AND u.withdrawn_at IS NULL AND u.filled < u.target
-            ORDER BY {u_order} LIMIT %(window)s
+            ORDER BY {u_order} LIMIT {window}
         )
         AND NOT i.is_complete AND NOT i.is_gold AND i.withdrawn_at IS NULL AND i.filled < i.target
         AND NOT EXISTS (SELECT 1 FROM labeling_assignment a WHERE a.item_id = i.id AND a.annotator_id = %(annotator)s)
@@ -212,6 +212,7 @@ def _claim_window_sql(order_by: tuple[str, ...]) -> str:
         u_order=", ".join(f"u.{part}" for part in order),
         i_order=", ".join(f"i.{part}" for part in order),
         columns=sql.columns(Item, "c"),
+        window=CLAIM_WINDOW,  # written in: a prepared statement's generic plan then knows the limit
     )
 
 
@@ -220,7 +221,7 @@ def _claim_window(project: Project, annotator: AbstractBaseUser) -> Item | None:
     if connection.vendor != "postgresql":
         return None
     query = _claim_window_sql(_work_order(project))
-    row = sql.one(query, {"project": project.pk, "annotator": annotator.pk, "window": CLAIM_WINDOW})
+    row = sql.one(query, {"project": project.pk, "annotator": annotator.pk})
     if row is None:
         return None
     (item,) = sql.load_joined(row, Item)  # the responses' JSON follows
