@@ -191,9 +191,15 @@ def _write_postgresql(raw, project, items, item_columns, item_extra, response_co
 
 
 def _reserve_postgresql(cursor, model, count: int) -> list[int]:
-    """`count` ids from the table's sequence, so that later inserts never collide with ours."""
+    """`count` ids from the table's sequence, so that later inserts never collide with ours.
+
+    The sequence is looked up once per batch (MATERIALIZED keeps the planner from
+    folding the lookup into every `nextval`): a catalog lookup per id was a tenth of
+    the server's time.
+    """
     cursor.execute(
-        "SELECT array_agg(nextval(pg_get_serial_sequence(%s, 'id'))) FROM generate_series(1, %s)",
+        "WITH sequence AS MATERIALIZED (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS id) "
+        "SELECT array_agg(nextval(sequence.id)) FROM sequence, generate_series(1, %s)",
         [model._meta.db_table, count],
     )
     return cursor.fetchone()[0]
