@@ -194,8 +194,8 @@ def _reserve_postgresql(cursor, model, count: int) -> list[int]:
     """`count` ids from the table's sequence, so that later inserts never collide with ours.
 
     The sequence is looked up once per batch (MATERIALIZED keeps the planner from
-    folding the lookup into every `nextval`): a catalog lookup per id was a tenth of
-    the server's time.
+    folding the lookup into every `nextval`): a catalog lookup per id was 0.1 to 0.2 s
+    of the server's 2.6 s per 100,000 pairs.
     """
     cursor.execute(
         "WITH sequence AS MATERIALIZED (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS id) "
