@@ -261,7 +261,20 @@ def memory_kb(pid: int) -> tuple[int, int]:
     return hwm, anon
 
 
-def measured(command: list[str], env: dict, logs: Path) -> dict:
+def backend_cpu_seconds(admin, database: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving `database` (other than `admin`'s own)."""
+    pids = admin.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (database,)
+    ).fetchall()
+    seconds = {}
+    for (pid,) in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            seconds[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
+
+
+def measured(command: list[str], env: dict, logs: Path, server_db: str | None = None) -> dict:
     """Run a command alone in a child process; its wall time, CPU time and peak RSS.
 
     The peak is VmHWM (the high-water mark of the process's resident memory since its
@@ -279,11 +292,15 @@ def measured(command: list[str], env: dict, logs: Path) -> dict:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=err)
     hwm = anon = 0
     timed_out = stopped = False
+    server: dict[int, float] = {}  # the latest CPU reading of each backend serving `server_db` (local server only)
+    admin = pg_admin() if server_db else None
     try:
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
+            if admin is not None:
+                server.update(backend_cpu_seconds(admin, server_db))
             now_hwm, now_anon = memory_kb(process.pid)
             hwm, anon = max(hwm, now_hwm), max(anon, now_anon)
             now = time.perf_counter()
@@ -298,6 +315,9 @@ def measured(command: list[str], env: dict, logs: Path) -> dict:
         process.kill()
         os.wait4(process.pid, 0)
         raise
+    finally:
+        if admin is not None:
+            admin.close()
     seconds = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     busy1, total1 = machine_cpu_seconds()
@@ -307,6 +327,7 @@ def measured(command: list[str], env: dict, logs: Path) -> dict:
         "stopped_at_budget": stopped,
         "seconds": round(seconds, 2),
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+        "server_cpu_seconds": round(sum(server.values()), 2) if server_db else None,
         "peak_rss_mb": round(hwm / 1024, 1),
         "peak_anon_mb": round(anon / 1024, 1),
         "load_average_before": load,
@@ -383,7 +404,8 @@ def import_run(backend: str, fmt: str, rows: int, path: Path, folder: Path, prof
     runner = [PYTHON, "-m", "cProfile", "-o", str(profile)] if profile else [PYTHON]
     command = [*runner, str(ROOT / "manage.py"), "import_items", SLUG, str(path)]
     print(f"  import {backend:8} {fmt:7} {rows:>9,} rows  (load {os.getloadavg()[0]:.2f}) ...", end=" ", flush=True)
-    run = measured(command, env, folder / f"import-{backend}-{fmt}-{rows}")
+    server_db = PG_DB if backend == "postgres" else None
+    run = measured(command, env, folder / f"import-{backend}-{fmt}-{rows}", server_db=server_db)
     imported = re.search(r"imported (\d+) items", run["stdout"])
     run.update(operation="import", backend=backend, format=fmt, rows=rows, file_mb=round(path.stat().st_size / 2**20))
     run["imported"] = int(imported.group(1)) if imported else None
@@ -425,7 +447,10 @@ def describe(run: dict) -> str:
     if outcome(run):
         return outcome(run) + (f": {run['stderr'][-300:]}" if run.get("returncode", 0) > 0 else "")
     rate = run.get("rows_per_s") or run.get("judgments_per_s")
-    return f"{run['seconds']:.1f} s, {rate:,}/s, peak RSS {run['peak_rss_mb']:,.0f} MB, cpu {run['cpu_seconds']:.1f} s"
+    server = run.get("server_cpu_seconds")
+    server = f" (+{server:.1f} s server)" if server is not None else ""
+    memory = f"peak RSS {run['peak_rss_mb']:,.0f} MB"
+    return f"{run['seconds']:.1f} s, {rate:,}/s, {memory}, cpu {run['cpu_seconds']:.1f} s{server}"
 
 
 # --------------------------------------------------------------------------- export
@@ -739,7 +764,10 @@ def row_line(run: dict, rate_key: str, file_mb, size_mb, *, file_column: bool = 
     else:
         cells += [f"{run['seconds']:.1f}", f"{run[rate_key]:,}", mb(run["peak_rss_mb"]), mb(run.get("growth_mb"))]
         cells += [mb(run["peak_anon_mb"]), mb(run.get("anon_growth_mb"))]
-    cells += [f"{run['cpu_seconds']:.1f}", f"{run['load_average_before'][0]:.2f}", f"{run['machine_busy_cores']:.2f}"]
+    cpu = f"{run['cpu_seconds']:.1f}"
+    if run.get("server_cpu_seconds") is not None:  # imports into PostgreSQL: the server's backend too
+        cpu += f" (+{run['server_cpu_seconds']:.1f} server)"
+    cells += [cpu, f"{run['load_average_before'][0]:.2f}", f"{run['machine_busy_cores']:.2f}"]
     cells.append(mb(size_mb))
     return "| " + " | ".join(cells) + " |"
 

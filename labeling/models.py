@@ -88,7 +88,9 @@ class Item(models.Model):
     counters kept by the assignment service so that finding work never counts rows.
     """
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    # No index of its own: `item_external_id_unique` (project, external_id) serves every
+    # lookup by project, and one index fewer is one fewer to maintain per imported item.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items", db_index=False)
     external_id = models.CharField(max_length=200)
     prompt = models.JSONField(help_text="A list of {role, content} messages ending with a user turn.")
     metadata = models.JSONField(default=dict, blank=True)
@@ -127,7 +129,8 @@ class Item(models.Model):
 
 
 class Response(models.Model):
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="responses")
+    # No index of its own: `response_position_unique` (item, position) serves every lookup by item.
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="responses", db_index=False)
     position = models.PositiveSmallIntegerField(help_text="Order in the imported row (0-based).")
     model = models.CharField(max_length=200, blank=True, default="")
     content = models.TextField()

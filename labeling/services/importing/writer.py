@@ -51,6 +51,7 @@ class BatchWriter:
 
     def __enter__(self) -> "BatchWriter":
         self._deferred_keys = ""
+        self._was_empty = _lock_for_import(self.project)
         if connection.vendor == "postgresql":
             # The foreign keys of items and responses are checked at commit by default
             # (Django declares them INITIALLY DEFERRED): 300,000 checks per 100,000 pairs,
@@ -98,6 +99,9 @@ class BatchWriter:
                 in_flight.result()
 
     def existing(self, external_ids: list[str]) -> set[str]:
+        """Which of `external_ids` the project held before this import (its own repeats are the caller's)."""
+        if self._was_empty:  # nothing to find; on PostgreSQL the lookups were an eighth of the server's work
+            return set()
         self.wait()
         return existing_external_ids(project=self.project, external_ids=external_ids)
 
@@ -108,6 +112,25 @@ class BatchWriter:
         connection.ensure_connection()
         write = _write_postgresql if connection.vendor == "postgresql" else _write_sqlite
         self._in_flight = self._pool.submit(write, connection.connection, self.project, items, *_columns())
+
+
+def _lock_for_import(project: Project) -> bool:
+    """Take the project's import lock until the transaction ends; whether the project then has no items.
+
+    Imports into one project run one at a time, so what one finds in the project stays
+    true until it commits: an item another import adds meanwhile cannot turn a skip into
+    a unique-constraint error. On SQLite the import's IMMEDIATE transaction already holds
+    the database's one write lock; on PostgreSQL a transaction-scoped advisory lock keyed
+    by the item table and the project serves (only imports add items).
+    """
+    table = connection.ops.quote_name(Item._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s::regclass::oid::integer, %s)", [Item._meta.db_table, project.pk]
+            )
+        cursor.execute(f"SELECT 1 FROM {table} WHERE project_id = %s LIMIT 1", [project.pk])  # noqa: S608
+        return cursor.fetchone() is None
 
 
 def existing_external_ids(*, project: Project, external_ids: list[str]) -> set[str]:
@@ -168,9 +191,15 @@ def _write_postgresql(raw, project, items, item_columns, item_extra, response_co
 
 
 def _reserve_postgresql(cursor, model, count: int) -> list[int]:
-    """`count` ids from the table's sequence, so that later inserts never collide with ours."""
+    """`count` ids from the table's sequence, so that later inserts never collide with ours.
+
+    The sequence is looked up once per batch (MATERIALIZED keeps the planner from
+    folding the lookup into every `nextval`): a catalog lookup per id was 0.1 to 0.2 s
+    of the server's 2.6 s per 100,000 pairs.
+    """
     cursor.execute(
-        "SELECT array_agg(nextval(pg_get_serial_sequence(%s, 'id'))) FROM generate_series(1, %s)",
+        "WITH sequence AS MATERIALIZED (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS id) "
+        "SELECT array_agg(nextval(sequence.id)) FROM sequence, generate_series(1, %s)",
         [model._meta.db_table, count],
     )
     return cursor.fetchone()[0]
