@@ -7,7 +7,7 @@ import json
 import datasets
 import pytest
 
-from labeling.services.exporting import ExportOptions, preferences_export, reading
+from labeling.services.exporting import ExportOptions, preferences_export, reading, streams
 from tests.services.test_exporting_golden import CASES, GOLDEN, build, snapshot
 from tests.services.test_exporting_golden import PAIRWISE as PLAN
 
@@ -56,6 +56,8 @@ def test_batches_of_one_item_give_the_same_rows(judged, tmp_path, monkeypatch):
     project, names = judged
     monkeypatch.setattr(reading, "ITEM_BATCH", 1)
     monkeypatch.setattr(reading, "CURSOR_CHUNK", 2)
+    monkeypatch.setattr(reading, "PAIR_BATCH", 1)
+    monkeypatch.setattr(streams, "CURSOR_ROWS", 2)
     expected = json.loads(GOLDEN.read_text())
 
     for case in ("default-all-margin", "raw-gold-test-split", "unpaired"):
@@ -78,6 +80,8 @@ def test_batches_mixing_one_vote_and_other_items_give_the_same_rows(judged, tmp_
     """On PostgreSQL one-vote items are built by Arrow and the others by the general path, then merged."""
     project, names = judged
     monkeypatch.setattr(reading, "ITEM_BATCH", size)
+    monkeypatch.setattr(reading, "PAIR_BATCH", size)
+    monkeypatch.setattr(streams, "CURSOR_ROWS", 1)
     expected = json.loads(GOLDEN.read_text())
     batches = []
     read_tables = reading.pair_tables

@@ -10,7 +10,7 @@ import gc
 import json
 import shutil
 import tempfile
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from labeling.models import Project
 from labeling.services.errors import InvalidInput
-from labeling.services.exporting import columnar, reading, styles
+from labeling.services.exporting import columnar, reading, saved, styles
 from labeling.services.exporting.aggregate import POLICIES, AggregateCounts, aggregate, item_pairs, one_vote
 from labeling.services.exporting.card import dataset_card
 from labeling.services.exporting.columns import Columns, Text
@@ -85,13 +85,14 @@ def preferences_export(*, project: Project, out_dir: Path | str, options: Export
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
-    arrow = Path(tempfile.mkdtemp(prefix=".export-arrow-", dir=out.parent))
+    # hf: the rows are written once, in their final place; the other formats convert them from there.
+    arrow = staging if options.fmt == "hf" else Path(tempfile.mkdtemp(prefix=".export-arrow-", dir=out.parent))
     try:
         with _older_objects_frozen():
             splits = ["train", "test"] if test_items else ["train"]
-            dataset = _stream(project, options, report, test_items, features, splits, arrow)
-            report.rows = {split: len(part) for split, part in dataset.items()}
-            _write(dataset, staging, options)
+            report.rows = _stream(project, options, report, test_items, features, splits, arrow)
+            if options.fmt != "hf":
+                _write(datasets.load_from_disk(str(arrow)), staging, options)
             (staging / "README.md").write_text(dataset_card(project=project, report=report, features=features))
         if out.exists():
             out.rmdir()
@@ -100,7 +101,8 @@ def preferences_export(*, project: Project, out_dir: Path | str, options: Export
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
-        shutil.rmtree(arrow, ignore_errors=True)
+        if arrow != staging:
+            shutil.rmtree(arrow, ignore_errors=True)
     return report
 
 
@@ -121,27 +123,23 @@ def _older_objects_frozen():
         gc.unfreeze()
 
 
-def _stream(project, options, report, test_items, features, splits, folder: Path) -> datasets.DatasetDict:
-    """Rows to one Arrow stream file per split, a record batch per batch of items; then memory-mapped datasets.
+def _stream(project, options, report, test_items, features, splits, folder: Path) -> dict[str, int]:
+    """Rows to `folder` in `save_to_disk`'s layout, a record batch per batch of items; the rows per split.
 
-    Memory stays flat whatever the project's size: each batch is written as it is
-    built. The folder is new for every export, so no earlier export's rows can be read.
+    Memory stays flat whatever the project's size: each batch is written as it is built.
     """
     schema = features.arrow_schema
-    paths = {split: folder / f"{split}.arrow" for split in splits}
-    written = {split: [0, 0] for split in splits}  # rows, bytes
-    with ExitStack() as stack:
-        writers = {split: stack.enter_context(pa.ipc.new_stream(str(path), schema)) for split, path in paths.items()}
+    written = {split: saved.SavedSplit(folder / split, schema, split) for split in splits}
+    try:
         for split, rows in _batches(project, options, report, test_items, features):
-            writers[split].write(rows)
-            written[split][0] += rows.num_rows
-            written[split][1] += rows.nbytes
-    return datasets.DatasetDict(
-        {
-            split: datasets.Dataset.from_file(str(path), info=_info(features, split, *written[split]), split=split)
-            for split, path in paths.items()
-        }
-    )
+            written[split].write(rows)
+    finally:
+        for part in written.values():
+            part.close()
+    for split, part in written.items():
+        part.finish(_info(features, split, part.rows, part.bytes))
+    saved.finish_dict(folder, splits)
+    return {split: part.rows for split, part in written.items()}
 
 
 def _batches(project, options, report, test_items, features):
@@ -203,10 +201,7 @@ def _info(features: datasets.Features, split: str, rows: int, size: int) -> data
 
 
 def _write(dataset: datasets.DatasetDict, folder: Path, options: ExportOptions) -> None:
-    if options.fmt == "hf":
-        # datasets writes no shard for an empty split and then cannot load it back.
-        dataset.save_to_disk(str(folder), num_shards={split: 1 for split, part in dataset.items() if not len(part)})
-        return
+    """The Hub layout's Parquet files or one JSON Lines file per split."""
     for split, part in dataset.items():
         if options.fmt == "parquet":
             target = folder / styles.data_dir(options.config) / f"{split}-00000-of-00001.parquet"

@@ -6,27 +6,26 @@ the assignment's shown order). Each batch's items and responses are one query ea
 the batch's item ids as one array parameter on PostgreSQL, so no model instance and no
 per-value preparation is made for any row.
 
-`pair_tables` (the default config on PostgreSQL): the same batches as Arrow tables, read
-without a Python object per row, for the columnar path of `exporting.columnar`.
+`pair_tables` (the default config on PostgreSQL): batches of whole items as Arrow tables, read
+without a Python object per row (`streams`), for the columnar path of `exporting.columnar`.
 """
 
 import hashlib
 import hmac
 import json
 import random
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pcsv
 import pyarrow.json as pjson
 from django.conf import settings
 from django.db import connection
 
 from labeling.models import Item, Judgment, Project, Response
 from labeling.services import sql
+from labeling.services.exporting import streams
 
 ITEM_BATCH = 2000
 CURSOR_CHUNK = 10_000
@@ -121,49 +120,11 @@ def columnar(*, config: str) -> bool:
     return config == "default" and connection.vendor == "postgresql"
 
 
-# A judgment that strictly orders exactly two responses, one per group: `aggregate.one_vote`'s case.
-_PAIR = (
-    "jsonb_typeof(j.ranking) = 'array' AND jsonb_array_length(j.ranking) = 2"
-    " AND jsonb_typeof(j.ranking->0) = 'array' AND jsonb_array_length(j.ranking->0) = 1"
-    " AND jsonb_typeof(j.ranking->1) = 'array' AND jsonb_array_length(j.ranking->1) = 1"
-    " AND j.ranking->0->0 <> j.ranking->1->0"
-)
-_JUDGMENTS = f"""
-SELECT j.item_id AS item_pk, j.strength, p.pair, j.ranking::text AS ranking,
-       CASE WHEN p.pair THEN (j.ranking->0->>0)::bigint END AS chosen_id,
-       CASE WHEN p.pair THEN (j.ranking->1->>0)::bigint END AS rejected_id,
-       i.external_id, '{{"p":' || i.prompt::text || '}}' AS prompt, j.created_at, j.id
-FROM (SELECT j.id, j.item_id, j.strength, j.ranking, j.created_at FROM {Judgment._meta.db_table} AS j
-      WHERE j.project_id = %(project)s AND j.item_id >= %(low)s AND j.item_id < %(high)s) AS j
-JOIN {Item._meta.db_table} AS i ON i.id = j.item_id
-CROSS JOIN LATERAL (SELECT {_PAIR} AS pair) AS p
-WHERE i.project_id = %(project)s AND i.id >= %(low)s AND i.id < %(high)s GOLD
-"""  # noqa: S608 - table names, not values
-JUDGMENT_COLUMNS = {
-    "item_pk": pa.int64(),
-    "strength": pa.int16(),
-    "pair": pa.bool_(),
-    "ranking": pa.string(),
-    "chosen_id": pa.int64(),
-    "rejected_id": pa.int64(),
-    "external_id": pa.string(),
-    "prompt": pa.string(),
-}
-_RESPONSES = f"""
-SELECT r.id, r.item_id AS item_pk, r.model, r.content FROM {Response._meta.db_table} AS r
-WHERE r.item_id >= %(low)s AND r.item_id < %(high)s AND r.item_id IN (
-  SELECT j.item_id FROM {Judgment._meta.db_table} AS j
-  WHERE j.project_id = %(project)s AND j.item_id >= %(low)s AND j.item_id < %(high)s)
-"""  # noqa: S608 - table names, not values
-RESPONSE_COLUMNS = {"id": pa.int64(), "item_pk": pa.int64(), "model": pa.string(), "content": pa.string()}
-_BIGINT_MAX = 2**63 - 1  # above every id: the end of the last range
-_BOUNDS = f"""
-SELECT item_id FROM (
-  SELECT item_id, row_number() OVER (ORDER BY item_id) AS n
-  FROM (SELECT DISTINCT item_id FROM {Judgment._meta.db_table} WHERE project_id = %(project)s GOLD) AS judged
-) AS numbered WHERE (n - 1) %% %(size)s = 0 ORDER BY item_id
-"""  # noqa: S608 - table names, not values
-_NOT_GOLD = f"AND item_id NOT IN (SELECT id FROM {Item._meta.db_table} WHERE project_id = %(project)s AND is_gold)"  # noqa: S608
+PAIR_BATCH = 20_000  # judgments per batch of `pair_tables`
+# jsonb's text of a ranking that strictly orders two responses, one per group (`aggregate.one_vote`'s
+# case): PostgreSQL writes every jsonb value in one canonical form, `[[12], [34]]`. Any other
+# ranking (ties, K-way, anything unexpected) goes through the general path, which decides as before.
+_ONE_PAIR = r"^\[\[(?P<chosen>[0-9]{1,18})\], \[(?P<rejected>[0-9]{1,18})\]\]$"
 
 
 @dataclass
@@ -177,46 +138,42 @@ class PairBatch:
 
 
 def pair_tables(*, project: Project, include_gold: bool, messages_type: pa.DataType):
-    """Every judgment of the project as `PairBatch`es of ITEM_BATCH judged items each, in item order
-    and, per item, in submit order. Table columns: `JUDGMENT_COLUMNS`, then `chosen_model`, `chosen`,
-    `rejected_model`, `rejected` (null unless `pair`) and `messages` (the prompt parsed).
+    """Every judgment of the project as `PairBatch`es of about PAIR_BATCH judgments (whole items), in item
+    order and, per item, in submit order. Table columns: `item_pk`, `strength`, `pair`, `ranking`,
+    `chosen_id`, `rejected_id` (null unless `pair`), `external_id`, `prompt`, then `chosen_model`,
+    `chosen`, `rejected_model`, `rejected` (null unless `pair`) and `messages` (the prompt parsed).
 
-    Built for `aggregate.one_vote`'s common case without a Python object per row: PostgreSQL decodes
-    the ranking (`pair`: it strictly orders two responses, one per group) and sends each batch as
-    a few text values that pyarrow takes as columns; Arrow joins the responses. The batches are
-    `judgment_batches`' batches, because datasets' saved file depends on them (Arrow pads a buffer
-    with the bytes that follow it in its record batch), so the same batches give byte-identical files.
-
-    The next batch is read in a thread, on the same connection, while the caller builds and writes
-    this one (PostgreSQL works while Python does); the caller must not query until the generator ends.
+    Built for `aggregate.one_vote`'s common case without a Python object per row: the judgments,
+    items and responses come as Arrow streams (`streams.aligned`); Arrow decides which rankings
+    strictly order two responses and joins items and responses to the judgments.
     """
-    gold = "" if include_gold else _NOT_GOLD
-    bounds = [row[0] for row in sql.rows(_BOUNDS.replace("GOLD", gold), {"project": project.pk, "size": ITEM_BATCH})]
-    statement = _JUDGMENTS.replace("GOLD", "" if include_gold else "AND NOT i.is_gold")
-    ranges = list(zip(bounds, [*bounds[1:], _BIGINT_MAX] if bounds else [], strict=True))
-    connection.ensure_connection()
-    database = connection.connection  # psycopg's: Django's wrapper refuses use from another thread
-
-    def read(low: int, high: int) -> PairBatch | None:
-        params = {"project": project.pk, "low": low, "high": high}
-        table = _read_csv(database, statement, params, JUDGMENT_COLUMNS, "item_pk, created_at, id", texts=("prompt",))
-        if not table.num_rows:
-            return None
-        responses = _read_csv(database, _RESPONSES, params, RESPONSE_COLUMNS, "id", texts=("content",))
-        table = _with_responses(table, responses.combine_chunks())
+    for chunk in streams.aligned(project_id=project.pk, include_gold=include_gold, rows=PAIR_BATCH):
+        table = _judged(chunk["judgments"].combine_chunks(), chunk["items"].combine_chunks())
+        responses = chunk["responses"].combine_chunks()
+        table = _with_responses(table, responses)
         table = table.append_column("messages", _messages(table["prompt"], messages_type))
         one_vote = one_vote_mask(table)
         rest = table.filter(~one_vote)
-        return PairBatch(table, one_vote, _general_batch(rest, responses) if rest.num_rows else None)
+        yield PairBatch(table, one_vote, _general_batch(rest, responses) if rest.num_rows else None)
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = [pool.submit(read, *bounds) for bounds in ranges[:1]]
-        for index in range(len(ranges)):
-            found = pending.pop().result()
-            if index + 1 < len(ranges):
-                pending.append(pool.submit(read, *ranges[index + 1]))
-            if found is not None:
-                yield found
+
+def _judged(judgments: pa.Table, items: pa.Table) -> pa.Table:
+    """The judgments with `pair`, `chosen_id` and `rejected_id` from the ranking, and their item's columns."""
+    chosen, rejected = (pc.cast(ids, pa.int64()) for ids in pc.extract_regex(judgments["ranking"], _ONE_PAIR).flatten())
+    pair = pc.fill_null(pc.not_equal(chosen, rejected), False)
+    at = pc.index_in(judgments["item_pk"], value_set=items["item_pk"])
+    return pa.table(
+        {
+            "item_pk": judgments["item_pk"],
+            "strength": judgments["strength"],
+            "pair": pair,
+            "ranking": judgments["ranking"],
+            "chosen_id": pc.if_else(pair, chosen, pa.scalar(None, pa.int64())),
+            "rejected_id": pc.if_else(pair, rejected, pa.scalar(None, pa.int64())),
+            "external_id": items["external_id"].take(at),
+            "prompt": items["prompt"].take(at),
+        }
+    )
 
 
 def one_vote_mask(table: pa.Table) -> np.ndarray:
@@ -260,62 +217,9 @@ def _general_batch(table: pa.Table, responses: pa.Table) -> Batch:
     return Batch(grouped, items, {pk: (model, content) for pk, model, content in found})
 
 
-def _read_csv(
-    database, statement: str, params: dict, columns: dict[str, pa.DataType], order: str, texts: tuple[str, ...] = ()
-) -> pa.Table:
-    """The `columns` of `statement`'s rows, ordered by `order` (unique), without a Python object per row or value.
-
-    PostgreSQL aggregates the batch into a few values: the short columns as one CSV text (strings
-    quoted, NULL an empty field) that pyarrow parses, and each of `texts` (long strings, never
-    NULL) as its values run together plus their lengths in bytes, which Arrow takes as they are
-    (a string column is exactly that: offsets and bytes). COPY would cost a Python call per row,
-    and parsing the long texts as CSV most of the read.
-    """
-    short = {name: arrow_type for name, arrow_type in columns.items() if name not in texts}
-    line = " || ',' || ".join(
-        sql.csv_field(f"t.{name}", quoted=pa.types.is_string(arrow_type)) for name, arrow_type in short.items()
-    )
-    ordered = f" ORDER BY {', '.join(f't.{key.strip()}' for key in order.split(','))}"
-    aggregates = [f"string_agg({line}, E'\\n'{ordered})"]
-    for name in texts:
-        aggregates += [f"string_agg(t.{name}, ''{ordered})", f"string_agg(octet_length(t.{name})::text, ','{ordered})"]
-    with database.cursor() as cursor:
-        cursor.execute(f"SELECT {', '.join(aggregates)} FROM ({statement}) AS t", params)  # noqa: S608
-        found = cursor.fetchone()
-    if found[0] is None:
-        return pa.table({name: pa.array([], arrow_type) for name, arrow_type in columns.items()})
-    table = pcsv.read_csv(
-        pa.py_buffer(found[0].encode()),
-        read_options=pcsv.ReadOptions(column_names=list(short)),
-        parse_options=pcsv.ParseOptions(newlines_in_values=True),
-        convert_options=pcsv.ConvertOptions(
-            column_types=short,
-            null_values=[""],  # NULL is an empty unquoted field; '' is ""
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-            true_values=["true"],
-            false_values=["false"],
-        ),
-    )
-    for index, name in enumerate(texts):
-        table = table.append_column(name, _joined_strings(found[1 + 2 * index], found[2 + 2 * index]))
-    return table.select(list(columns))
-
-
-def _joined_strings(joined: str, lengths: str) -> pa.Array:
-    """A string column from its values run together and their lengths in bytes ("3,0,12")."""
-    data = joined.encode()
-    offsets = np.zeros(lengths.count(",") + 2, np.int64)
-    np.cumsum(np.array(lengths.split(","), np.int64), out=offsets[1:])
-    if offsets[-1] != len(data):  # lengths and bytes must agree (a UTF-8 database)
-        raise ValueError(f"{len(data)} bytes of text where the lengths add up to {offsets[-1]}")
-    strings = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
-    return strings.cast(pa.string())
-
-
-def _messages(objects: pa.ChunkedArray, messages_type: pa.DataType) -> pa.ChunkedArray:
-    """The `{"p": [messages]}` JSON texts of a column parsed by pyarrow's JSON reader into `messages_type`."""
-    lines = pa.chunked_array(objects).combine_chunks()
+def _messages(prompts: pa.ChunkedArray, messages_type: pa.DataType) -> pa.ChunkedArray:
+    """The JSON message lists of a column parsed by pyarrow's JSON reader into `messages_type`."""
+    lines = pc.binary_join_element_wise('{"p":', pa.chunked_array(prompts).combine_chunks(), "}", "")
     ndjson = pc.binary_join(pa.ListArray.from_arrays([0, len(lines)], lines), "\n")[0].as_buffer()
     parsed = pjson.read_json(
         pa.BufferReader(ndjson),

@@ -1,0 +1,85 @@
+"""The export's reads and writes outside a transaction: PostgreSQL's three streams on their own
+connections (ADBC, one snapshot), cut into batches of whole items; and the `save_to_disk` layout
+written in place, in several shards."""
+
+import json
+
+import datasets
+import pytest
+from django.db import connection
+
+from labeling.services.exporting import preferences_export, reading, saved, streams
+from tests.services.test_exporting_golden import CASES, GOLDEN, PAIRWISE, RANKING, build, snapshot
+
+DEFAULT_CASES = [case for case in CASES if "raw" not in case and "unpaired" not in case]
+
+
+@pytest.fixture
+def committed(transactional_db):
+    """The golden projects, committed, so that connections other than Django's can read them."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the streams are PostgreSQL's")
+    return {"pairwise": build("golden", "pairwise", PAIRWISE), "ranking": build("ranked", "ranking", RANKING)}
+
+
+@pytest.mark.parametrize(("batch", "stream_bytes"), [(reading.PAIR_BATCH, streams.STREAM_BATCH_BYTES), (1, 1), (2, 1)])
+def test_own_connections_read_the_rows_of_the_snapshot(committed, tmp_path, monkeypatch, batch, stream_bytes):
+    """Batches of 1 or 2 judgments and record batches of one row cut items' judgments apart in every way."""
+    monkeypatch.setattr(reading, "PAIR_BATCH", batch)
+    monkeypatch.setattr(streams, "STREAM_BATCH_BYTES", stream_bytes)
+    opened = []
+    own = streams._OwnConnections
+
+    def watched(found):
+        opened.append(found)
+        return own(found)
+
+    monkeypatch.setattr(streams, "_OwnConnections", watched)
+    expected = json.loads(GOLDEN.read_text())
+
+    assert not connection.in_atomic_block
+    for case in DEFAULT_CASES:
+        kind, options = CASES[case]
+        project, names = committed[kind]
+        got = snapshot(project, names, tmp_path / case, options)
+        assert json.loads(json.dumps(got, sort_keys=True)) == expected[case], case
+    assert len(opened) == len(DEFAULT_CASES)
+
+
+def test_a_failed_statement_raises_and_leaves_nothing(committed, tmp_path, monkeypatch):
+    project, _ = committed["pairwise"]
+    monkeypatch.setattr(streams, "RESPONSES", streams.RESPONSES.replace("r.model", "r.no_such_column"))
+
+    with pytest.raises(Exception, match="no_such_column"):
+        preferences_export(project=project, out_dir=tmp_path / "out")
+
+    assert not (tmp_path / "out").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_splits_past_the_shard_size_are_written_in_shards_load_from_disk_reads_in_order(db, tmp_path, monkeypatch):
+    project, names = build("sharded", "pairwise", PAIRWISE)
+    monkeypatch.setattr(reading, "PAIR_BATCH", 1)
+    monkeypatch.setattr(reading, "ITEM_BATCH", 1)
+    monkeypatch.setattr(datasets.config, "MAX_SHARD_SIZE", 1)  # bytes: a shard per batch
+    expected = json.loads(GOLDEN.read_text())["default-gold-test-split"]
+
+    got = snapshot(project, names, tmp_path / "out", CASES["default-gold-test-split"][1])
+
+    assert json.loads(json.dumps(got, sort_keys=True)) == expected
+    state = json.loads((tmp_path / "out" / "train" / "state.json").read_text())
+    shards = [entry["filename"] for entry in state["_data_files"]]
+    assert len(shards) > 1
+    assert shards == [f"data-{index:05d}-of-{len(shards):05d}.arrow" for index in range(len(shards))]
+    assert sorted(path.name for path in (tmp_path / "out" / "train").glob("*.arrow")) == shards
+
+
+def test_an_empty_split_is_one_shard_with_every_column(tmp_path):
+    schema = datasets.Features({"item_id": datasets.Value("string")}).arrow_schema
+    part = saved.SavedSplit(tmp_path / "train", schema, "train")
+    part.finish(datasets.DatasetInfo(features=datasets.Features({"item_id": datasets.Value("string")})))
+    saved.finish_dict(tmp_path, ["train"])
+
+    loaded = datasets.load_from_disk(str(tmp_path))
+
+    assert loaded["train"].num_rows == 0 and loaded["train"].column_names == ["item_id"]
