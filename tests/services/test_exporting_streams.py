@@ -30,9 +30,9 @@ def test_own_connections_read_the_rows_of_the_snapshot(committed, tmp_path, monk
     opened = []
     own = streams._OwnConnections
 
-    def watched(found):
+    def watched(found, prepared):
         opened.append(found)
-        return own(found)
+        return own(found, prepared)
 
     monkeypatch.setattr(streams, "_OwnConnections", watched)
     expected = json.loads(GOLDEN.read_text())

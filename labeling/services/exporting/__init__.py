@@ -10,6 +10,7 @@ import gc
 import json
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,8 +132,15 @@ def _stream(project, options, report, test_items, features, splits, folder: Path
     schema = features.arrow_schema
     written = {split: saved.SavedSplit(folder / split, schema, split) for split in splits}
     try:
-        for split, rows in _batches(project, options, report, test_items, features):
-            written[split].write(rows)
+        # Each batch is written by a thread while the next is built (the write is mostly the kernel's copy).
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            pending = None
+            for split, rows in _batches(project, options, report, test_items, features):
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(written[split].write, rows)
+            if pending is not None:
+                pending.result()
     finally:
         for part in written.values():
             part.close()
@@ -164,7 +172,7 @@ def _columnar_batches(project, options, report, test_items, features):
     test_ids = pa.array(sorted(test_items), pa.int64())
     for batch in reading.pair_tables(project=project, include_gold=options.include_gold, messages_type=messages):
         table = batch.table
-        singles = table.filter(batch.one_vote)
+        singles = table if batch.one_vote.all() else table.filter(batch.one_vote)  # a filter copies every column
         count = singles.num_rows
         report.items += count
         report.judgments += count
@@ -173,7 +181,7 @@ def _columnar_batches(project, options, report, test_items, features):
         general = batch.general and _rows_for_batch(project, batch.general, options, report, test_items, features)
         in_test = pc.is_in(singles["item_pk"], value_set=test_ids).to_numpy(zero_copy_only=False)
         for split, take in (("train", ~in_test), ("test", in_test)):
-            mine = singles.filter(take)
+            mine = singles if take.all() else singles.filter(take)
             parts = [columnar.one_vote_rows(mine, schema, conversational=conversational)] if mine.num_rows else []
             if general and general[split].rows:
                 parts.append(general[split].record_batch(schema))

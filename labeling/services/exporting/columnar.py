@@ -22,13 +22,13 @@ def one_vote_rows(table: pa.Table, schema: pa.Schema, *, conversational: bool) -
     count = table.num_rows
     ones = np.ones(count)
     if conversational:
-        prompt = table["messages"].combine_chunks()
-        chosen = assistant_messages(table["chosen"].combine_chunks(), schema.field("chosen").type)
-        rejected = assistant_messages(table["rejected"].combine_chunks(), schema.field("rejected").type)
+        prompt = whole(table["messages"])
+        chosen = assistant_messages(whole(table["chosen"]), schema.field("chosen").type)
+        rejected = assistant_messages(whole(table["rejected"]), schema.field("rejected").type)
     else:
-        prompt = styles.standard_prompts(table["messages"].combine_chunks())
-        chosen = styles.standard_completions(table["chosen"].combine_chunks())
-        rejected = styles.standard_completions(table["rejected"].combine_chunks())
+        prompt = styles.standard_prompts(whole(table["messages"]))
+        chosen = styles.standard_completions(whole(table["chosen"]))
+        rejected = styles.standard_completions(whole(table["rejected"]))
     columns = {
         "prompt": prompt,
         "chosen": chosen,
@@ -44,9 +44,14 @@ def one_vote_rows(table: pa.Table, schema: pa.Schema, *, conversational: bool) -
     return pa.RecordBatch.from_arrays([_array(columns[f.name], f.type) for f in schema], schema=schema)
 
 
+def whole(column: pa.ChunkedArray) -> pa.Array:
+    """A column as one array; without a copy when it is one already (`combine_chunks` always copies)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 def _array(values, arrow_type: pa.DataType) -> pa.Array:
     if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
+        values = whole(values)
     return values.cast(arrow_type) if isinstance(values, pa.Array) else pa.array(values, arrow_type)
 
 

@@ -26,6 +26,7 @@ from django.db import connection
 from labeling.models import Item, Judgment, Project, Response
 from labeling.services import sql
 from labeling.services.exporting import streams
+from labeling.services.exporting.columnar import whole
 
 ITEM_BATCH = 2000
 CURSOR_CHUNK = 10_000
@@ -140,20 +141,29 @@ class PairBatch:
 def pair_tables(*, project: Project, include_gold: bool, messages_type: pa.DataType):
     """Every judgment of the project as `PairBatch`es of about PAIR_BATCH judgments (whole items), in item
     order and, per item, in submit order. Table columns: `item_pk`, `strength`, `pair`, `ranking`,
-    `chosen_id`, `rejected_id` (null unless `pair`), `external_id`, `prompt`, then `chosen_model`,
-    `chosen`, `rejected_model`, `rejected` (null unless `pair`) and `messages` (the prompt parsed).
+    `chosen_id`, `rejected_id` (null unless `pair`), `external_id`, `messages` (the prompt), then
+    `chosen_model`, `chosen`, `rejected_model`, `rejected` (null unless `pair`).
 
     Built for `aggregate.one_vote`'s common case without a Python object per row: the judgments,
     items and responses come as Arrow streams (`streams.aligned`); Arrow decides which rankings
     strictly order two responses and joins items and responses to the judgments.
     """
-    for chunk in streams.aligned(project_id=project.pk, include_gold=include_gold, rows=PAIR_BATCH):
-        table = _judged(chunk["judgments"].combine_chunks(), chunk["items"].combine_chunks())
+
+    def parsed(items: pa.RecordBatch) -> pa.RecordBatch:  # in the items' reading thread
+        messages = _messages(items["prompt"], messages_type)
+        return pa.RecordBatch.from_arrays(
+            [items["item_pk"], items["external_id"], messages], names=["item_pk", "external_id", "messages"]
+        )
+
+    chunks = streams.aligned(
+        project_id=project.pk, include_gold=include_gold, rows=PAIR_BATCH, prepare={"items": parsed}
+    )
+    for chunk in chunks:
         responses = chunk["responses"].combine_chunks()
+        table = _judged(chunk["judgments"].combine_chunks(), chunk["items"].combine_chunks())
         table = _with_responses(table, responses)
-        table = table.append_column("messages", _messages(table["prompt"], messages_type))
         one_vote = one_vote_mask(table)
-        rest = table.filter(~one_vote)
+        rest = table if not one_vote.any() else table.filter(~one_vote)
         yield PairBatch(table, one_vote, _general_batch(rest, responses) if rest.num_rows else None)
 
 
@@ -161,7 +171,10 @@ def _judged(judgments: pa.Table, items: pa.Table) -> pa.Table:
     """The judgments with `pair`, `chosen_id` and `rejected_id` from the ranking, and their item's columns."""
     chosen, rejected = (pc.cast(ids, pa.int64()) for ids in pc.extract_regex(judgments["ranking"], _ONE_PAIR).flatten())
     pair = pc.fill_null(pc.not_equal(chosen, rejected), False)
-    at = pc.index_in(judgments["item_pk"], value_set=items["item_pk"])
+    external_id, messages = items["external_id"], items["messages"]
+    if judgments.num_rows != items.num_rows or not judgments["item_pk"].equals(items["item_pk"]):
+        at = pc.index_in(judgments["item_pk"], value_set=items["item_pk"])  # items judged more than once
+        external_id, messages = external_id.take(at), messages.take(at)
     return pa.table(
         {
             "item_pk": judgments["item_pk"],
@@ -170,8 +183,8 @@ def _judged(judgments: pa.Table, items: pa.Table) -> pa.Table:
             "ranking": judgments["ranking"],
             "chosen_id": pc.if_else(pair, chosen, pa.scalar(None, pa.int64())),
             "rejected_id": pc.if_else(pair, rejected, pa.scalar(None, pa.int64())),
-            "external_id": items["external_id"].take(at),
-            "prompt": items["prompt"].take(at),
+            "external_id": external_id,
+            "messages": messages,
         }
     )
 
@@ -217,10 +230,16 @@ def _general_batch(table: pa.Table, responses: pa.Table) -> Batch:
     return Batch(grouped, items, {pk: (model, content) for pk, model, content in found})
 
 
-def _messages(prompts: pa.ChunkedArray, messages_type: pa.DataType) -> pa.ChunkedArray:
-    """The JSON message lists of a column parsed by pyarrow's JSON reader into `messages_type`."""
-    lines = pc.binary_join_element_wise('{"p":', pa.chunked_array(prompts).combine_chunks(), "}", "")
-    ndjson = pc.binary_join(pa.ListArray.from_arrays([0, len(lines)], lines), "\n")[0].as_buffer()
+def _messages(lines: pa.Array, messages_type: pa.DataType) -> pa.Array:
+    """The prompts' message lists, parsed by pyarrow's JSON reader into `messages_type`.
+
+    `lines`: each prompt as one line of JSON Lines, `{"p": [...]}` and a newline (`streams.ITEMS`
+    writes them so), so the column's bytes are already the reader's input.
+    """
+    if not len(lines):
+        return pa.array([], messages_type)
+    offsets = np.frombuffer(lines.buffers()[1], np.int32)[lines.offset : lines.offset + len(lines) + 1]
+    ndjson = lines.buffers()[2][int(offsets[0]) : int(offsets[-1])]
     parsed = pjson.read_json(
         pa.BufferReader(ndjson),
         read_options=pjson.ReadOptions(block_size=max(1 << 20, len(ndjson) + 1)),
@@ -228,7 +247,7 @@ def _messages(prompts: pa.ChunkedArray, messages_type: pa.DataType) -> pa.Chunke
             explicit_schema=pa.schema([("p", messages_type)]), unexpected_field_behavior="ignore"
         ),
     )
-    return parsed["p"]
+    return whole(parsed["p"])
 
 
 _decode = json.JSONDecoder().raw_decode

@@ -15,7 +15,7 @@ their items, in item order.
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +24,7 @@ from django.db import connection
 
 from labeling.models import Item, Judgment, Response
 
+Prepare = Callable[[pa.RecordBatch], pa.RecordBatch]
 STREAM_BATCH_BYTES = 8 << 20  # the size of the record batches the driver hands out
 STREAM_QUEUE = 3  # batches read ahead per stream
 CURSOR_ROWS = 10_000  # rows per fetch when reading through Django's connection
@@ -35,8 +36,9 @@ JUDGMENTS = (
     f"SELECT j.item_id AS item_pk, j.strength, j.ranking::text AS ranking FROM {_J} AS j"  # noqa: S608
     f" WHERE j.project_id = {{project:d}} {{gold:s}} ORDER BY j.item_id, j.created_at, j.id"
 )
+# The prompt as one line of JSON Lines, the input of `reading._messages` as it is.
 ITEMS = (
-    f"SELECT i.id AS item_pk, i.external_id, i.prompt::text AS prompt FROM {_I} AS i"  # noqa: S608
+    f"""SELECT i.id AS item_pk, i.external_id, '{{{{"p":' || i.prompt::text || E'}}}}\\n' AS prompt FROM {_I} AS i"""  # noqa: S608
     f" WHERE i.project_id = {{project:d}} {{gold:s}}"
     f" AND EXISTS (SELECT FROM {_J} AS j WHERE j.project_id = {{project:d}} AND j.item_id = i.id) ORDER BY i.id"
 )
@@ -67,11 +69,18 @@ def statements(*, project_id: int, include_gold: bool) -> dict[str, str]:
     }
 
 
-def aligned(*, project_id: int, include_gold: bool, rows: int) -> Iterator[dict[str, pa.Table]]:
-    """Chunks of about `rows` judgments: {stream name: table} holding everything of the chunk's items."""
+def aligned(
+    *, project_id: int, include_gold: bool, rows: int, prepare: dict[str, Prepare] | None = None
+) -> Iterator[dict[str, pa.Table]]:
+    """Chunks of about `rows` judgments: {stream name: table} holding everything of the chunk's items.
+
+    `prepare`: by stream name, what to do with each record batch as it arrives, in the stream's
+    reading thread (work that then overlaps the rest of the export's); it keeps `item_pk`.
+    """
     found = statements(project_id=project_id, include_gold=include_gold)
-    with _opened(found) as readers:
-        streams = {name: _Sorted(readers[name], SCHEMAS[name]) for name in found}
+    prepared = {name: (prepare or {}).get(name, _as_read) for name in found}
+    with _opened(found, prepared) as readers:
+        streams = {name: _Sorted(readers[name], prepared[name](_empty(SCHEMAS[name])).schema) for name in found}
         while True:
             bound = streams["judgments"].bound(rows)
             chunk = {name: stream.take_below(bound) for name, stream in streams.items()}
@@ -79,6 +88,14 @@ def aligned(*, project_id: int, include_gold: bool, rows: int) -> Iterator[dict[
                 yield chunk
             if bound is None:
                 return
+
+
+def _as_read(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return batch
+
+
+def _empty(schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.array([], field.type) for field in schema], schema=schema)
 
 
 class _Sorted:
@@ -133,17 +150,18 @@ class _Sorted:
         return table.slice(0, cut)
 
 
-def _opened(found: dict[str, str]):
+def _opened(found: dict[str, str], prepared: dict[str, Prepare]):
     if connection.in_atomic_block:
-        return _DjangoConnection(found)
-    return _OwnConnections(found)
+        return _DjangoConnection(found, prepared)
+    return _OwnConnections(found, prepared)
 
 
 class _DjangoConnection:
     """The statements read through Django's connection, one server-side cursor each (inside a transaction)."""
 
-    def __init__(self, found: dict[str, str]) -> None:
+    def __init__(self, found: dict[str, str], prepared: dict[str, Prepare]) -> None:
         self._found = found
+        self._prepared = prepared
         self._cursors = []
 
     def __enter__(self) -> dict[str, Iterator[pa.RecordBatch]]:
@@ -155,7 +173,7 @@ class _DjangoConnection:
             cursor = connection.chunked_cursor()
             self._cursors.append(cursor)
             cursor.execute(statement)
-            readers[name] = _fetched(cursor, SCHEMAS[name])
+            readers[name] = map(self._prepared[name], _fetched(cursor, SCHEMAS[name]))
         return readers
 
     def __exit__(self, *exc) -> None:
@@ -174,8 +192,9 @@ def _fetched(cursor, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
 class _OwnConnections:
     """Each statement on its own ADBC connection, read ahead by a thread; the three in one snapshot."""
 
-    def __init__(self, found: dict[str, str]) -> None:
+    def __init__(self, found: dict[str, str], prepared: dict[str, Prepare]) -> None:
         self._found = found
+        self._prepared = prepared
         self._connections = []
         self._threads = []
         self._stop = threading.Event()
@@ -202,25 +221,27 @@ class _OwnConnections:
             for (name, statement), opened in zip(self._found.items(), self._connections, strict=True):
                 batches: queue.Queue = queue.Queue(STREAM_QUEUE)
                 thread = threading.Thread(
-                    target=self._read, args=(opened, statement, batches), name=f"export-{name}", daemon=True
+                    target=self._read, args=(opened, name, statement, batches), name=f"export-{name}", daemon=True
                 )
                 thread.start()
                 self._threads.append(thread)
-                readers[name] = self._received(batches, SCHEMAS[name])
+                readers[name] = self._received(batches)
             return readers
         except BaseException:
             self.__exit__()
             raise
 
-    def _read(self, opened, statement: str, batches: queue.Queue) -> None:
-        """The thread: every record batch of the statement into `batches`, then None (or the error)."""
+    def _read(self, opened, name: str, statement: str, batches: queue.Queue) -> None:
+        """The thread: every record batch of the statement, prepared, into `batches`; then None (or the error)."""
+        schema, prepare = SCHEMAS[name], self._prepared[name]
         try:
             with opened.cursor() as cursor:
                 cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(STREAM_BATCH_BYTES)})
                 cursor.execute(statement)
                 with cursor.fetch_record_batch() as reader:
                     for batch in reader:
-                        if not self._put(batches, batch):
+                        # The statement's columns in order, without the driver's field metadata.
+                        if not self._put(batches, prepare(pa.RecordBatch.from_arrays(batch.columns, schema=schema))):
                             return
             self._put(batches, None)
         except BaseException as error:  # handed to the reading thread, which raises it
@@ -236,11 +257,11 @@ class _OwnConnections:
         return False
 
     @staticmethod
-    def _received(batches: queue.Queue, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    def _received(batches: queue.Queue) -> Iterator[pa.RecordBatch]:
         while (batch := batches.get()) is not None:
             if isinstance(batch, BaseException):
                 raise batch
-            yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)  # without the driver's field metadata
+            yield batch
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
