@@ -121,7 +121,7 @@ def columnar(*, config: str) -> bool:
     return config == "default" and connection.vendor == "postgresql"
 
 
-PAIR_BATCH = 20_000  # judgments per batch of `pair_tables`
+PAIR_BATCH = 10_000  # judgments per batch of `pair_tables`
 # jsonb's text of a ranking that strictly orders two responses, one per group (`aggregate.one_vote`'s
 # case): PostgreSQL writes every jsonb value in one canonical form, `[[12], [34]]`. Any other
 # ranking (ties, K-way, anything unexpected) goes through the general path, which decides as before.

@@ -25,7 +25,7 @@ from django.db import connection
 from labeling.models import Item, Judgment, Response
 
 Prepare = Callable[[pa.RecordBatch], pa.RecordBatch]
-STREAM_BATCH_BYTES = 8 << 20  # the size of the record batches the driver hands out
+STREAM_BATCH_BYTES = 4 << 20  # the size of the record batches the driver hands out
 STREAM_QUEUE = 3  # batches read ahead per stream
 CURSOR_ROWS = 10_000  # rows per fetch when reading through Django's connection
 
