@@ -168,13 +168,16 @@ def pair_tables(*, project: Project, include_gold: bool, messages_type: pa.DataT
 
 
 def _judged(judgments: pa.Table, items: pa.Table) -> pa.Table:
-    """The judgments with `pair`, `chosen_id` and `rejected_id` from the ranking, and their item's columns."""
-    chosen, rejected = (pc.cast(ids, pa.int64()) for ids in pc.extract_regex(judgments["ranking"], _ONE_PAIR).flatten())
-    pair = pc.fill_null(pc.not_equal(chosen, rejected), False)
+    """The judgments of `items` with `pair`, `chosen_id` and `rejected_id` from the ranking, and their
+    item's columns. Judgments of other items (gold items, when `items` leaves them out) are dropped."""
     external_id, messages = items["external_id"], items["messages"]
     if judgments.num_rows != items.num_rows or not judgments["item_pk"].equals(items["item_pk"]):
-        at = pc.index_in(judgments["item_pk"], value_set=items["item_pk"])  # items judged more than once
+        at = pc.index_in(judgments["item_pk"], value_set=items["item_pk"])  # items judged more than once, gold
+        if at.null_count:
+            judgments, at = judgments.filter(at.is_valid()), at.drop_null()
         external_id, messages = external_id.take(at), messages.take(at)
+    chosen, rejected = (pc.cast(ids, pa.int64()) for ids in pc.extract_regex(judgments["ranking"], _ONE_PAIR).flatten())
+    pair = pc.fill_null(pc.not_equal(chosen, rejected), False)
     return pa.table(
         {
             "item_pk": judgments["item_pk"],
