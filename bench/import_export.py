@@ -68,6 +68,7 @@ ANNOTATORS = 20
 SCRATCH: Path | None = None  # the run's temp folder: Django's file cache goes there, not to var/cache
 DEADLINE: float | None = None  # perf_counter() after which no run starts and a running one is stopped
 STATS_FIRST = False  # compute and store the project's stats before each timed export (untimed)
+KEEP_DB = False  # --keep-db: reuse the export projects already seeded in --db-name, and keep the database
 RESPONSE_POOL = 2**17
 PROMPT_POOL = 2**15
 
@@ -587,12 +588,13 @@ IMPORT_PARTS = [
 
 EXPORT_PARTS = [
     ("whole command (Django start-up included)", [("management/__init__.py", "execute_from_command_line")]),
-    ("rows to Arrow stream files (_stream, everything below)", [("exporting/__init__.py", "_stream")]),
-    ("  waiting for the next batch (read in a thread)", [("futures/_base.py", "result")]),
+    ("rows to the save_to_disk layout (_stream, everything below)", [("exporting/__init__.py", "_stream")]),
+    ("  columnar read (pair_tables: streams, joins in Arrow)", [("exporting/reading.py", "pair_tables")]),
+    ("    waiting for the streams' threads", [("exporting/streams.py", "_received")]),
+    ("  waiting for the writing thread", [("futures/_base.py", "result")]),
     ("  one-vote rows built by Arrow", [("exporting/columnar.py", "one_vote_rows")]),
     ("  general path (_rows_for_batch)", [("exporting/__init__.py", "_rows_for_batch")]),
     ("  merging in item order", [("exporting/columnar.py", "in_item_order")]),
-    ("save_to_disk", [("dataset_dict.py", "save_to_disk")]),
     ("dataset card (project_stats: agreement, leaderboard)", [("exporting/card.py", "dataset_card")]),
 ]
 
@@ -789,13 +791,32 @@ def generate_files(folder: Path, sizes: list[int]) -> dict[int, dict[str, Path]]
     return files
 
 
+def seeded(slug: str, rows: int) -> bool:
+    """Whether the database already holds project `slug` with `rows` judgments (a --keep-db run's)."""
+    import psycopg
+
+    with contextlib.suppress(psycopg.Error), psycopg.connect(pg_url()) as conn:
+        found = conn.execute(
+            "SELECT count(*) FROM labeling_judgment AS j JOIN labeling_project AS p ON p.id = j.project_id"
+            " WHERE p.slug = %s",
+            (slug,),
+        ).fetchone()
+        return found[0] == rows
+    return False
+
+
 def export_phase(report: dict, sizes: list[int], folder: Path, save) -> None:
-    """Seed one PostgreSQL database with a project per size, then export each."""
-    pg_recreate()
+    """Seed one PostgreSQL database with a project per size, then export each.
+
+    With --keep-db the projects a kept database already holds are not seeded again."""
+    reused = KEEP_DB and all(seeded(f"export-{rows}", rows) for rows in [BASELINE_ROWS, *sizes])
     env = django_env(database_url=pg_url())
-    manage(env, "migrate", "--verbosity", "0")
+    if not reused:
+        pg_recreate()
+        manage(env, "migrate", "--verbosity", "0")
     report["export_seeding_seconds"] = {}
-    for rows in [BASELINE_ROWS, *sizes]:
+    report["export_database_reused"] = reused
+    for rows in [] if reused else [BASELINE_ROWS, *sizes]:
         manage(env, "createproject", f"export-{rows}", "--overlap", "1")
         seconds = seed_judgments(f"export-{rows}", rows)
         report["export_seeding_seconds"][str(rows)] = seconds
@@ -894,14 +915,19 @@ def main() -> None:
         help="Run project_stats (untimed) before each export, so the dataset card reads current stored figures.",
     )
     parser.add_argument(
+        "--keep-db",
+        action="store_true",
+        help="With --only export: keep --db-name at the end, and reuse the projects it already holds next time.",
+    )
+    parser.add_argument(
         "--profile-only",
         action="store_true",
         help="Only re-make the cProfile summaries; keep the measured runs of bench/results/import_export.json.",
     )
     args = parser.parse_args()
     PG_DB, OUT = args.db_name, args.out
-    global STATS_FIRST  # set once here, read by export_run
-    STATS_FIRST = args.stats_first
+    global STATS_FIRST, KEEP_DB  # set once here, read by export_run and export_phase
+    STATS_FIRST, KEEP_DB = args.stats_first, args.keep_db
     sizes = [10_000, 100_000] if args.quick else sorted({int(s.replace("_", "")) for s in args.sizes.split(",")})
     backends = [b for b, skip in (("sqlite", args.skip_sqlite), ("postgres", args.skip_postgres)) if not skip]
     started = time.perf_counter()
@@ -967,7 +993,7 @@ def main() -> None:
             raise
         finally:
             (folder / "run.sqlite3").unlink(missing_ok=True)
-            if "postgres" in backends:
+            if "postgres" in backends and not KEEP_DB:
                 pg_drop()
     print((RESULTS / f"{OUT}.md").read_text())
 
