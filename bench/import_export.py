@@ -702,6 +702,8 @@ def write_report(report: dict) -> None:
     exports = [r for r in report["runs"] if r["operation"] == "export"]
     if exports:
         seeding = ", ".join(f"{int(k):,}: {v} s" for k, v in report.get("export_seeding_seconds", {}).items())
+        if report.get("export_database_reused"):
+            seeding = "earlier: --keep-db reused the projects of a kept database"
         lines += [
             "## Export (`manage.py export_preferences SLUG --out DIR`, hf, default config, PostgreSQL)",
             "",
