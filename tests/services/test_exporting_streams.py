@@ -46,6 +46,16 @@ def test_own_connections_read_the_rows_of_the_snapshot(committed, tmp_path, monk
     assert len(opened) == len(DEFAULT_CASES)
 
 
+def test_a_project_without_judgments_reads_empty_streams(committed, tmp_path):
+    project, _ = build("unjudged", "pairwise", {})
+
+    report = preferences_export(project=project, out_dir=tmp_path / "out")
+
+    assert report.rows == {"train": 0}
+    train = datasets.load_from_disk(str(tmp_path / "out"))["train"]
+    assert train.num_rows == 0 and train.column_names[:3] == ["prompt", "chosen", "rejected"]
+
+
 def test_a_failed_statement_raises_and_leaves_nothing(committed, tmp_path, monkeypatch):
     project, _ = committed["pairwise"]
     monkeypatch.setattr(streams, "RESPONSES", streams.RESPONSES.replace("r.model", "r.no_such_column"))
