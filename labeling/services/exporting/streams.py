@@ -30,20 +30,21 @@ STREAM_QUEUE = 3  # batches read ahead per stream
 CURSOR_ROWS = 10_000  # rows per fetch when reading through Django's connection
 
 _J, _I, _R = Judgment._meta.db_table, Item._meta.db_table, Response._meta.db_table
+# PROJECT and GOLD are filled in by `statements`.
 # `id` last: judgments of one item made at the same instant come out in one order in every run.
 JUDGMENTS = (
     f"SELECT j.item_id AS item_pk, j.strength, j.ranking::text AS ranking FROM {_J} AS j"  # noqa: S608
-    f" WHERE j.project_id = {{project:d}} ORDER BY j.item_id, j.created_at, j.id"
+    " WHERE j.project_id = PROJECT ORDER BY j.item_id, j.created_at, j.id"
 )
 # The prompt as one line of JSON Lines, the input of `reading._messages` as it is.
 ITEMS = (
-    f"""SELECT i.id AS item_pk, i.external_id, '{{{{"p":' || i.prompt::text || E'}}}}\\n' AS prompt FROM {_I} AS i"""  # noqa: S608
-    f" WHERE i.project_id = {{project:d}} {{gold:s}}"
-    f" AND EXISTS (SELECT FROM {_J} AS j WHERE j.project_id = {{project:d}} AND j.item_id = i.id) ORDER BY i.id"
+    "SELECT i.id AS item_pk, i.external_id, '{\"p\":' || i.prompt::text || E'}\\n' AS prompt"  # noqa: S608
+    f" FROM {_I} AS i WHERE i.project_id = PROJECT GOLD"
+    f" AND EXISTS (SELECT FROM {_J} AS j WHERE j.project_id = PROJECT AND j.item_id = i.id) ORDER BY i.id"
 )
 RESPONSES = (
     f"SELECT r.id, r.item_id AS item_pk, r.model, r.content FROM {_R} AS r"  # noqa: S608
-    f" WHERE r.item_id IN (SELECT j.item_id FROM {_J} AS j WHERE j.project_id = {{project:d}}) ORDER BY r.item_id"
+    f" WHERE r.item_id IN (SELECT j.item_id FROM {_J} AS j WHERE j.project_id = PROJECT) ORDER BY r.item_id"
 )
 SCHEMAS = {
     "judgments": pa.schema([("item_pk", pa.int64()), ("strength", pa.int16()), ("ranking", pa.string())]),
@@ -64,11 +65,9 @@ def statements(*, project_id: int, include_gold: bool) -> dict[str, str]:
     leaving them out in the other two statements made PostgreSQL scan every item of the
     project once more for each (there is no index on `is_gold`); the reader drops them.
     """
-    return {
-        "judgments": JUDGMENTS.format(project=project_id),
-        "items": ITEMS.format(project=project_id, gold="" if include_gold else "AND NOT i.is_gold"),
-        "responses": RESPONSES.format(project=project_id),
-    }
+    found = {"judgments": JUDGMENTS, "items": ITEMS.replace("GOLD", "" if include_gold else "AND NOT i.is_gold")}
+    found["responses"] = RESPONSES
+    return {name: statement.replace("PROJECT", str(int(project_id))) for name, statement in found.items()}
 
 
 def aligned(
