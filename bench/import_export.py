@@ -550,7 +550,7 @@ def export_run(slug: str, rows: int, folder: Path, profile: Path | None = None) 
     runner = [PYTHON, "-m", "cProfile", "-o", str(profile)] if profile else [PYTHON]
     command = [*runner, str(ROOT / "manage.py"), "export_preferences", slug, "--out", str(out)]
     print(f"  export postgres hf      {rows:>9,} judgments (load {os.getloadavg()[0]:.2f}) ...", end=" ", flush=True)
-    run = measured(command, django_env(database_url=pg_url()), folder / f"export-{slug}")
+    run = measured(command, django_env(database_url=pg_url()), folder / f"export-{slug}", server_db=PG_DB)
     found = re.search(r"train (\d+) rows from (\d+) items and (\d+) judgments", run["stdout"])
     run.update(operation="export", backend="postgres", format="hf", rows=rows)
     run["exported_rows"], run["judgments"] = (int(found.group(1)), int(found.group(3))) if found else (None, None)
@@ -769,7 +769,7 @@ def row_line(run: dict, rate_key: str, file_mb, size_mb, *, file_column: bool = 
         cells += [f"{run['seconds']:.1f}", f"{run[rate_key]:,}", mb(run["peak_rss_mb"]), mb(run.get("growth_mb"))]
         cells += [mb(run["peak_anon_mb"]), mb(run.get("anon_growth_mb"))]
     cpu = f"{run['cpu_seconds']:.1f}"
-    if run.get("server_cpu_seconds") is not None:  # imports into PostgreSQL: the server's backend too
+    if run.get("server_cpu_seconds") is not None:  # PostgreSQL runs: the server's backends too
         cpu += f" (+{run['server_cpu_seconds']:.1f} server)"
     cells += [cpu, f"{run['load_average_before'][0]:.2f}", f"{run['machine_busy_cores']:.2f}"]
     cells.append(mb(size_mb))
