@@ -6,12 +6,10 @@ strictly ordered pair of a K-way ranking is a pair, and ranking projects add `ra
 Splits are grouped by item (no prompt in two splits) and deterministic for a seed.
 """
 
-import gc
 import json
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from labeling.services.exporting.aggregate import POLICIES, AggregateCounts, agg
 from labeling.services.exporting.card import dataset_card
 from labeling.services.exporting.columns import Columns, Text
 from labeling.services.exporting.reading import annotator_pseudonym
+from labeling.services.memory import older_objects_frozen
 
 __all__ = ["CONFIGS", "FORMATS", "ExportOptions", "ExportReport", "annotator_pseudonym", "preferences_export"]
 
@@ -89,7 +88,7 @@ def preferences_export(*, project: Project, out_dir: Path | str, options: Export
     # hf: the rows are written once, in their final place; the other formats convert them from there.
     arrow = staging if options.fmt == "hf" else Path(tempfile.mkdtemp(prefix=".export-arrow-", dir=out.parent))
     try:
-        with _older_objects_frozen():
+        with older_objects_frozen():
             splits = ["train", "test"] if test_items else ["train"]
             report.rows = _stream(project, options, report, test_items, features, splits, arrow)
             if options.fmt != "hf":
@@ -105,23 +104,6 @@ def preferences_export(*, project: Project, out_dir: Path | str, options: Export
         if arrow != staging:
             shutil.rmtree(arrow, ignore_errors=True)
     return report
-
-
-@contextmanager
-def _older_objects_frozen():
-    """Keep the cyclic garbage collector off the objects that existed before the export.
-
-    An export allocates millions of short-lived tuples and lists; each batch's survive
-    long enough to reach the oldest generation, whose collections then walk every
-    object of Django, datasets and pyarrow again and again: about 45 % of an export's
-    CPU. Objects made during the export are still collected; `unfreeze` hands the
-    older ones back to the collector afterwards.
-    """
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _stream(project, options, report, test_items, features, splits, folder: Path) -> dict[str, int]:

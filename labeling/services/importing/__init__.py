@@ -5,9 +5,7 @@ rolls the whole import back (unless `skip_invalid`), so a failed import changes
 nothing; rows whose external id the project already has are skipped and counted.
 """
 
-import gc
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +17,7 @@ from labeling.services.errors import InvalidInput
 from labeling.services.importing.readers import BATCH_ROWS, RowError, read_rows
 from labeling.services.importing.shapes import NormalizedItem, RowInvalid, detect_shape, normalize
 from labeling.services.importing.writer import BatchWriter
+from labeling.services.memory import older_objects_frozen
 
 __all__ = ["ImportRejected", "ImportReport", "items_import"]
 
@@ -76,7 +75,7 @@ def items_import(
     """
     report = ImportReport(dry_run=dry_run)
     try:
-        with _older_objects_frozen(), transaction.atomic():
+        with older_objects_frozen(), transaction.atomic():
             _import_rows(project, read_rows(Path(path), fmt), report, skip_invalid, progress, write=not dry_run)
             if report.rejected_count and not skip_invalid:
                 raise _Rollback
@@ -89,23 +88,6 @@ def items_import(
     if report.rows == 0:
         raise InvalidInput(f"'{Path(path).name}' holds no rows.")
     return report
-
-
-@contextmanager
-def _older_objects_frozen():
-    """Keep the cyclic garbage collector off the objects that existed before the import.
-
-    Each batch's rows, items and parameter lists live long enough to reach the older
-    generations, whose collections then walk every object of Django (and pyarrow) again
-    and again: 0.3 to 0.5 s of CPU per 100,000 pairs, a tenth of an import. Objects made
-    during the import are still collected; `unfreeze` hands the older ones back to the
-    collector afterwards. (The export does the same.)
-    """
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _import_rows(project, rows, report: ImportReport, skip_invalid: bool, progress, *, write: bool) -> None:
