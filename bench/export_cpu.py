@@ -25,31 +25,7 @@ import time
 from pathlib import Path
 
 import psycopg
-
-ROOT = Path(__file__).resolve().parents[1]
-PG_SERVER = "postgres://postgres@127.0.0.1:5432"
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def memory_kb(pid: int) -> tuple[int, int]:
-    hwm = anon = 0
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                hwm = int(line.split()[1])
-            elif line.startswith("RssAnon:"):
-                anon = int(line.split()[1])
-    except OSError:
-        pass
-    return hwm, anon
+from import_export import PG_SERVER, ROOT, backend_cpu_seconds, memory_kb  # this folder's sibling script
 
 
 def run(tree: Path, database: str, slug: str, out: Path) -> dict:
@@ -74,10 +50,7 @@ def run(tree: Path, database: str, slug: str, out: Path) -> dict:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
-            for (backend,) in admin.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,)):
-                cpu = process_cpu(backend)
-                if cpu is not None:
-                    backends[backend] = cpu  # new backends per command: their CPU counts from 0
+            backends.update(backend_cpu_seconds(admin, database))  # new backends per command: their CPU counts from 0
             now_hwm, now_anon = memory_kb(process.pid)
             hwm, anon = max(hwm, now_hwm), max(anon, now_anon)
             time.sleep(0.05)
