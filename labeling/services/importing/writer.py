@@ -123,14 +123,12 @@ def _lock_for_import(project: Project) -> bool:
     the database's one write lock; on PostgreSQL a transaction-scoped advisory lock keyed
     by the item table and the project serves (only imports add items).
     """
-    table = connection.ops.quote_name(Item._meta.db_table)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(%s::regclass::oid::integer, %s)", [Item._meta.db_table, project.pk]
             )
-        cursor.execute(f"SELECT 1 FROM {table} WHERE project_id = %s LIMIT 1", [project.pk])  # noqa: S608
-        return cursor.fetchone() is None
+    return not Item.objects.filter(project=project).exists()
 
 
 def existing_external_ids(*, project: Project, external_ids: list[str]) -> set[str]:
