@@ -55,7 +55,6 @@ def test_the_garbage_collector_gets_every_object_back(judged, tmp_path, monkeypa
 def test_batches_of_one_item_give_the_same_rows(judged, tmp_path, monkeypatch):
     project, names = judged
     monkeypatch.setattr(reading, "ITEM_BATCH", 1)
-    monkeypatch.setattr(reading, "CURSOR_CHUNK", 2)
     monkeypatch.setattr(reading, "PAIR_BATCH", 1)
     monkeypatch.setattr(streams, "CURSOR_ROWS", 2)
     expected = json.loads(GOLDEN.read_text())

@@ -29,7 +29,6 @@ from labeling.services.exporting import streams
 from labeling.services.exporting.columnar import whole
 
 ITEM_BATCH = 2000
-CURSOR_CHUNK = 10_000
 PAIR_FIELDS = ("item_id", "ranking", "strength")
 RAW_FIELDS = (
     *PAIR_FIELDS,
@@ -80,7 +79,7 @@ def judgment_batches(*, project: Project, raw: bool, include_gold: bool):
     # out in one order, on both paths and in every run.
     ordered = judgments(project=project, include_gold=include_gold).order_by("item_id", "created_at", "id")
     if raw:
-        rows = ordered.values_list(*RAW_FIELDS).iterator(chunk_size=CURSOR_CHUNK)
+        rows = ordered.values_list(*RAW_FIELDS).iterator(chunk_size=streams.CURSOR_ROWS)
     else:
         rows = _pair_rows(ordered.values_list(*PAIR_FIELDS))
     grouped: list[tuple[int, list[tuple]]] = []
@@ -88,13 +87,13 @@ def judgment_batches(*, project: Project, raw: bool, include_gold: bool):
     for row in rows:
         if row[0] != current:
             if len(grouped) >= ITEM_BATCH:
-                yield batch_for(grouped)
+                yield _batch(grouped)
                 grouped = []
             current = row[0]
             grouped.append((current, []))
         grouped[-1][1].append(row[1:])
     if grouped:
-        yield batch_for(grouped)
+        yield _batch(grouped)
 
 
 def _pair_rows(query):
@@ -102,12 +101,12 @@ def _pair_rows(query):
     sql, params = query.query.sql_with_params()
     with connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
-        while chunk := cursor.fetchmany(CURSOR_CHUNK):
+        while chunk := cursor.fetchmany(streams.CURSOR_ROWS):
             for item_id, ranking, strength in chunk:
                 yield item_id, decode_json(ranking), strength
 
 
-def batch_for(grouped: list[tuple[int, list[tuple]]]) -> Batch:
+def _batch(grouped: list[tuple[int, list[tuple]]]) -> Batch:
     where, params = sql.in_values([item_id for item_id, _ in grouped], bigint=True)
     item_rows = sql.rows(f"SELECT id, external_id, prompt FROM {Item._meta.db_table} WHERE id {where}", params)  # noqa: S608
     items = {pk: (external_id, decode_json(prompt)) for pk, external_id, prompt in item_rows}

@@ -27,7 +27,7 @@ from labeling.models import Item, Judgment, Response
 Prepare = Callable[[pa.RecordBatch], pa.RecordBatch]
 STREAM_BATCH_BYTES = 4 << 20  # the size of the record batches the driver hands out
 STREAM_QUEUE = 3  # batches read ahead per stream
-CURSOR_ROWS = 10_000  # rows per fetch when reading through Django's connection
+CURSOR_ROWS = 10_000  # rows per fetch when reading through Django's connection (here and in `reading`)
 
 _J, _I, _R = Judgment._meta.db_table, Item._meta.db_table, Response._meta.db_table
 # PROJECT and GOLD are filled in by `statements`.
@@ -166,9 +166,7 @@ class _DjangoConnection:
         self._cursors = []
 
     def __enter__(self) -> dict[str, Iterator[pa.RecordBatch]]:
-        for setting in _SETTINGS:
-            with connection.cursor() as cursor:
-                cursor.execute(setting)
+        # No `_SETTINGS` here: SET LOCAL would outlast the export in the caller's transaction.
         readers = {}
         for name, statement in self._found.items():
             cursor = connection.chunked_cursor()
