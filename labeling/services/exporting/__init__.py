@@ -158,8 +158,7 @@ def _columnar_batches(project, options, report, test_items, features):
         count = singles.num_rows
         report.items += count
         report.judgments += count
-        report.counts.pairs += count
-        report.counts.exported += count
+        report.counts.add_one_votes(count)
         general = batch.general and _rows_for_batch(project, batch.general, options, report, test_items, features)
         in_test = pc.is_in(singles["item_pk"], value_set=test_ids).to_numpy(zero_copy_only=False)
         for split, take in (("train", ~in_test), ("test", in_test)):

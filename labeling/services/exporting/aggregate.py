@@ -57,6 +57,11 @@ class AggregateCounts:
     split: int = 0
     below_agreement: int = 0
 
+    def add_one_votes(self, count: int) -> None:
+        """`count` items whose only judgment strictly orders two responses: each one pair, exported."""
+        self.pairs += count
+        self.exported += count
+
 
 def item_pairs(judgments: list[tuple[list[list[int]], int | None]]) -> dict[tuple[int, int], PairVotes]:
     """Count, over an item's judgments (ranking, strength), the wins and ties of each pair of responses."""
@@ -127,9 +132,14 @@ def one_vote(ranking: list[list[int]], strength: int | None, counts: AggregateCo
     """
     if len(ranking) != 2 or len(ranking[0]) != 1 or len(ranking[1]) != 1 or ranking[0][0] == ranking[1][0]:
         return None
-    counts.pairs += 1
-    counts.exported += 1
+    counts.add_one_votes(1)
     return Preference(ranking[0][0], ranking[1][0], 1, 1.0, _margin(1.0, [strength or 1]), 1)
+
+
+# `one_vote`'s case as jsonb writes the ranking's text, for a regex over a column of rankings
+# (the two ids must also differ): PostgreSQL writes every jsonb value in one canonical form,
+# `[[12], [34]]`. Any other text (ties, K-way, anything unexpected) is for the general path.
+ONE_VOTE_RANKING = r"^\[\[(?P<chosen>[0-9]{1,18})\], \[(?P<rejected>[0-9]{1,18})\]\]$"
 
 
 def one_vote_margins(strengths: pa.ChunkedArray) -> np.ndarray:

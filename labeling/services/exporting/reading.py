@@ -26,6 +26,7 @@ from django.db import connection
 from labeling.models import Item, Judgment, Project, Response
 from labeling.services import sql
 from labeling.services.exporting import streams
+from labeling.services.exporting.aggregate import ONE_VOTE_RANKING
 from labeling.services.exporting.columnar import whole
 
 ITEM_BATCH = 2000
@@ -121,10 +122,6 @@ def columnar(*, config: str) -> bool:
 
 
 PAIR_BATCH = 10_000  # judgments per batch of `pair_tables`
-# jsonb's text of a ranking that strictly orders two responses, one per group (`aggregate.one_vote`'s
-# case): PostgreSQL writes every jsonb value in one canonical form, `[[12], [34]]`. Any other
-# ranking (ties, K-way, anything unexpected) goes through the general path, which decides as before.
-_ONE_PAIR = r"^\[\[(?P<chosen>[0-9]{1,18})\], \[(?P<rejected>[0-9]{1,18})\]\]$"
 
 
 @dataclass
@@ -175,7 +172,8 @@ def _judged(judgments: pa.Table, items: pa.Table) -> pa.Table:
         if at.null_count:
             judgments, at = judgments.filter(at.is_valid()), at.drop_null()
         external_id, messages = external_id.take(at), messages.take(at)
-    chosen, rejected = (pc.cast(ids, pa.int64()) for ids in pc.extract_regex(judgments["ranking"], _ONE_PAIR).flatten())
+    found = pc.extract_regex(judgments["ranking"], ONE_VOTE_RANKING)
+    chosen, rejected = (pc.cast(ids, pa.int64()) for ids in found.flatten())
     pair = pc.fill_null(pc.not_equal(chosen, rejected), False)
     return pa.table(
         {
