@@ -3,7 +3,6 @@
 import json
 
 import datasets
-import pyarrow as pa
 
 from labeling.services.exporting import saved
 
@@ -47,20 +46,3 @@ def test_a_saved_split_matches_save_to_disk(tmp_path):
     loaded = datasets.load_from_disk(str(ours_dir))["train"]
     assert loaded.features == dataset.features
     assert loaded.to_list() == dataset.to_list()
-
-
-def test_shards_are_cut_at_the_size_limit_and_load_in_order(tmp_path):
-    dataset = _dataset()
-    table = dataset.data.table
-    one_row = table.slice(0, 1).nbytes
-
-    split = saved.SavedSplit(tmp_path / "out" / "train", table.schema, "train", max_shard_bytes=2 * one_row)
-    for start in range(table.num_rows):
-        split.write(table.slice(start, 1))
-    split.finish(dataset.info)
-    saved.finish_dict(tmp_path / "out", ["train"])
-
-    state = _json(tmp_path / "out" / "train" / "state.json")
-    assert [file["filename"] for file in state["_data_files"]] == [f"data-0000{n}-of-00003.arrow" for n in range(3)]
-    assert datasets.load_from_disk(str(tmp_path / "out"))["train"]["votes"] == list(range(5))
-    assert pa.ipc.open_stream(tmp_path / "out" / "train" / "data-00000-of-00003.arrow").read_all().num_rows == 2

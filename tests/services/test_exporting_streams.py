@@ -3,12 +3,13 @@ connections (ADBC, one snapshot), cut into batches of whole items; and the `save
 written in place, in several shards."""
 
 import json
+import threading
 
 import datasets
 import pytest
 from django.db import connection
 
-from labeling.services.exporting import preferences_export, reading, saved, streams
+from labeling.services.exporting import columnar, preferences_export, reading, saved, streams
 from tests.services.test_exporting_golden import CASES, GOLDEN, PAIRWISE, RANKING, build, snapshot
 
 DEFAULT_CASES = [case for case in CASES if "raw" not in case and "unpaired" not in case]
@@ -64,6 +65,25 @@ def test_a_failed_statement_raises_and_leaves_nothing(committed, tmp_path, monke
         preferences_export(project=project, out_dir=tmp_path / "out")
 
     assert not (tmp_path / "out").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failure_while_the_readers_wait_stops_them_and_leaves_nothing(committed, tmp_path, monkeypatch):
+    """The export fails in its own thread while the reading threads are blocked on full queues."""
+    project, _ = committed["pairwise"]
+    monkeypatch.setattr(streams, "STREAM_QUEUE", 1)
+    monkeypatch.setattr(streams, "STREAM_BATCH_BYTES", 1)  # a record batch per row: the queues fill at once
+    monkeypatch.setattr(reading, "PAIR_BATCH", 1)
+
+    def broken(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(columnar, "one_vote_rows", broken)
+
+    with pytest.raises(OSError, match="No space left"):
+        preferences_export(project=project, out_dir=tmp_path / "out")
+
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("export-")]
     assert list(tmp_path.iterdir()) == []
 
 
