@@ -7,7 +7,7 @@ from labeling.services.exporting import styles
 from labeling.services.exporting.aggregate import _margin, one_vote_margins
 from labeling.services.exporting.columns import Messages, assistant_messages
 
-MESSAGES = styles.features("default", "conversational").arrow_schema.field("prompt").type
+MESSAGES = styles.messages_type()
 PROMPTS = [
     [{"role": "user", "content": "Hi?"}],
     [

@@ -150,7 +150,7 @@ def _columnar_batches(project, options, report, test_items, features):
     """The default config from `reading.pair_tables`: one-vote items by Arrow, other items by `_rows_for_batch`."""
     schema = features.arrow_schema
     conversational = options.style == "conversational"
-    messages = styles.features("default", "conversational").arrow_schema.field("prompt").type
+    messages = styles.messages_type()
     test_ids = pa.array(sorted(test_items), pa.int64())
     for batch in reading.pair_tables(project=project, include_gold=options.include_gold, messages_type=messages):
         table = batch.table

@@ -65,8 +65,8 @@ def statements(*, project_id: int, include_gold: bool) -> dict[str, str]:
     leaving them out in the other two statements made PostgreSQL scan every item of the
     project once more for each (there is no index on `is_gold`); the reader drops them.
     """
-    found = {"judgments": JUDGMENTS, "items": ITEMS.replace("GOLD", "" if include_gold else "AND NOT i.is_gold")}
-    found["responses"] = RESPONSES
+    gold = "" if include_gold else "AND NOT i.is_gold"
+    found = {"judgments": JUDGMENTS, "items": ITEMS.replace("GOLD", gold), "responses": RESPONSES}
     return {name: statement.replace("PROJECT", str(int(project_id))) for name, statement in found.items()}
 
 

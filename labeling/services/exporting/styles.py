@@ -105,3 +105,8 @@ def features(config: str, style: str, *, margin: bool = False, rank_gap: bool = 
     if margin:
         columns["margin"] = Value("float64")
     return Features(columns)
+
+
+def messages_type() -> pa.DataType:
+    """The Arrow type of a conversational prompt (a list of {role, content} messages)."""
+    return features("default", "conversational").arrow_schema.field("prompt").type
