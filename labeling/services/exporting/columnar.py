@@ -65,5 +65,5 @@ def in_item_order(parts: list[pa.RecordBatch], table: pa.Table) -> pa.Table | No
     if len(parts) <= 1:
         return pa.Table.from_batches(parts) if parts else None
     merged = pa.Table.from_batches(parts)
-    place = pc.index_in(merged["item_id"], value_set=table["external_id"].combine_chunks())
+    place = pc.index_in(merged["item_id"], value_set=whole(table["external_id"]))
     return merged.take(pc.sort_indices(place)).combine_chunks()
