@@ -3,42 +3,22 @@
 `items_import` streams the file in batches inside one transaction. Any invalid row
 rolls the whole import back (unless `skip_invalid`), so a failed import changes
 nothing; rows whose external id the project already has are skipped and counted.
+A large file is read and checked in a second process (`parsing`) while this one
+writes the batches.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 from django.db import transaction
 
 from labeling.models import Project
 from labeling.services.errors import InvalidInput
-from labeling.services.importing.readers import BATCH_ROWS, RowError, read_rows
-from labeling.services.importing.shapes import NormalizedItem, RowInvalid, detect_shape, normalize
+from labeling.services.importing.parsing import EncodedItem, ImportReport, Parsed, parsed_batches
 from labeling.services.importing.writer import BatchWriter
 from labeling.services.memory import older_objects_frozen
 
 __all__ = ["ImportRejected", "ImportReport", "items_import"]
-
-MAX_LISTED_ERRORS = 100
-
-
-@dataclass
-class ImportReport:
-    shape: str | None = None
-    rows: int = 0
-    imported: int = 0
-    skipped_existing: int = 0
-    skipped_duplicate: int = 0
-    rejected: list[tuple[int, str]] = field(default_factory=list)
-    rejected_count: int = 0
-    dry_run: bool = False
-
-    def reject(self, number: int, reason: str) -> None:
-        self.rejected_count += 1
-        if len(self.rejected) < MAX_LISTED_ERRORS:
-            self.rejected.append((number, reason))
 
 
 class ImportRejected(InvalidInput):
@@ -76,7 +56,8 @@ def items_import(
     report = ImportReport(dry_run=dry_run)
     try:
         with older_objects_frozen(), transaction.atomic():
-            _import_rows(project, read_rows(Path(path), fmt), report, skip_invalid, progress, write=not dry_run)
+            with parsed_batches(path, fmt, skip_invalid=skip_invalid) as batches:
+                _import_rows(project, batches, report, skip_invalid, progress, write=not dry_run)
             if report.rejected_count and not skip_invalid:
                 raise _Rollback
             if dry_run:
@@ -90,61 +71,28 @@ def items_import(
     return report
 
 
-def _import_rows(project, rows, report: ImportReport, skip_invalid: bool, progress, *, write: bool) -> None:
-    seen: set[str] = set()
-    batch: list[NormalizedItem] = []
+def _import_rows(project, batches, report: ImportReport, skip_invalid: bool, progress, *, write: bool) -> None:
     with BatchWriter(project) as writer:
-        for number, row in rows:
-            report.rows += 1
-            for item in _normalize_row(number, row, report):
-                if item.external_id in seen:
-                    report.skipped_duplicate += 1
-                else:
-                    seen.add(item.external_id)
-                    batch.append(item)
-            if len(batch) >= BATCH_ROWS:
+        for parsed in batches:
+            _take_report(report, parsed)
+            if progress and parsed.report.rows:
                 writer.wait()  # the callback may use the database, which serves one command at a time
-                if progress:
-                    progress(report.rows)
-                _write_batch(writer, batch, report, write=write and not (report.rejected_count and not skip_invalid))
-                batch = []
-        _write_batch(writer, batch, report, write=write and not (report.rejected_count and not skip_invalid))
-    if progress:
-        progress(report.rows)
+                progress(report.rows)
+            _write_batch(writer, parsed.items, report, write=write and not (report.rejected_count and not skip_invalid))
 
 
-@lru_cache(maxsize=256)
-def _shape_of_columns(columns: tuple) -> str:
-    """`detect_shape`, remembered by the row's columns in order: the rows of a file share them."""
-    return detect_shape(set(columns))
+def _take_report(report: ImportReport, parsed: Parsed) -> None:
+    """What reading the file found so far: rows, shape, repeats and rejections (the parser's to count)."""
+    found = parsed.report
+    report.shape, report.rows, report.skipped_duplicate = found.shape, found.rows, found.skipped_duplicate
+    report.rejected, report.rejected_count = found.rejected, found.rejected_count
 
 
-def _shape_of(row: dict) -> str:
-    return _shape_of_columns(tuple(row))
-
-
-def _normalize_row(number: int, row: dict | RowError, report: ImportReport) -> list[NormalizedItem]:
-    """The row's items (an OpenAssistant tree holds several), or none when it is invalid."""
-    if isinstance(row, RowError):
-        report.reject(number, row.reason)
-        return []
-    try:
-        shape = _shape_of(row)
-        if report.shape is None:
-            report.shape = shape
-        elif shape != report.shape:
-            raise RowInvalid(f"has the {shape} shape but earlier rows have the {report.shape} shape")
-        return normalize(row, shape)
-    except RowInvalid as error:
-        report.reject(number, str(error))
-        return []
-
-
-def _write_batch(writer: BatchWriter, batch: list[NormalizedItem], report: ImportReport, *, write: bool) -> None:
+def _write_batch(writer: BatchWriter, batch: list[EncodedItem], report: ImportReport, *, write: bool) -> None:
     if not batch:
         return
-    existing = writer.existing([item.external_id for item in batch])
-    fresh = [item for item in batch if item.external_id not in existing]
+    existing = writer.existing([item[0] for item in batch])
+    fresh = [item for item in batch if item[0] not in existing] if existing else batch
     report.skipped_existing += len(batch) - len(fresh)
     report.imported += len(fresh)
     if not write or not fresh:

@@ -14,14 +14,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from functools import lru_cache
 from itertools import chain
-from json.encoder import encode_basestring_ascii as _json_string
 
 from django.db import connection, models
 from django.utils import timezone
 
 from labeling.models import Item, Project, Response
 from labeling.services import sql
-from labeling.services.importing.shapes import NormalizedItem
+from labeling.services.importing.parsing import EncodedItem
 
 __all__ = ["BatchWriter"]
 
@@ -105,7 +104,7 @@ class BatchWriter:
         self.wait()
         return existing_external_ids(project=self.project, external_ids=external_ids)
 
-    def write(self, items: Sequence[NormalizedItem]) -> None:
+    def write(self, items: Sequence[EncodedItem]) -> None:
         self.wait()
         # Everything that reads Django's connection happens here; the thread only talks to
         # the driver's own connection (Django opens SQLite's with check_same_thread=False).
@@ -154,27 +153,27 @@ def _columns() -> tuple:
     )
 
 
-def _item_rows(project: Project, items, item_ids, extra):
+def _item_rows(project: Project, items: Sequence[EncodedItem], item_ids, extra):
     project_id, target = project.pk, project.initial_target
-    for item_id, item in zip(item_ids, items, strict=True):
+    for item_id, (external_id, prompt, metadata, reference, gold_answer, _) in zip(item_ids, items, strict=True):
         yield (
             item_id,
             project_id,
-            item.external_id,
-            _prompt_json(item.prompt),
-            _json_object(item.metadata),
-            None if item.reference is None else json.dumps(item.reference),
-            item.gold_answer is not None,
-            None if item.gold_answer is None else json.dumps(item.gold_answer),
+            external_id,
+            prompt,
+            metadata,
+            reference,
+            gold_answer is not None,
+            gold_answer,
             target,
             *extra,
         )
 
 
-def _response_rows(items, item_ids, extra):
+def _response_rows(items: Sequence[EncodedItem], item_ids, extra):
     for item_id, item in zip(item_ids, items, strict=True):
-        for position, response in enumerate(item.responses):
-            yield (item_id, position, response.model, response.content, _json_object(response.metadata), *extra)
+        for position, (model, content, metadata) in enumerate(item[5]):
+            yield (item_id, position, model, content, metadata, *extra)
 
 
 def _write_postgresql(raw, project, items, item_columns, item_extra, response_columns, response_extra) -> None:
@@ -278,17 +277,3 @@ def _defaults(model, own: tuple[str, ...], now: datetime) -> dict[str, object]:
         else:
             values[field.column] = field.get_db_prep_save(value, connection)
     return values
-
-
-def _prompt_json(prompt: list[dict]) -> str:
-    """`json.dumps(prompt)`; a prompt of one message (most are) without the general encoder's
-    overhead, which was half of building a row."""
-    if len(prompt) == 1:
-        message = prompt[0]
-        if tuple(message) == ("role", "content") and type(message["content"]) is str and message["role"] == "user":
-            return '[{"role": "user", "content": ' + _json_string(message["content"]) + "}]"
-    return json.dumps(prompt)
-
-
-def _json_object(value: dict) -> str:
-    return json.dumps(value) if value else "{}"

@@ -138,6 +138,12 @@ def _read_max_text_chars() -> int:
     return _max_text_chars
 
 
+def use_max_text_chars(value: int) -> None:
+    """In an import's parsing process: the importing process's LABELING_MAX_TEXT_CHARS, overrides included."""
+    global _max_text_chars
+    _max_text_chars = value
+
+
 @receiver(setting_changed)
 def _forget_max_text_chars(*, setting: str, **kwargs) -> None:
     global _max_text_chars
