@@ -262,6 +262,36 @@ def memory_kb(pid: int) -> tuple[int, int]:
     return hwm, anon
 
 
+def helpers(pid: int) -> list[int]:
+    """Live descendants of `pid` (an import's forkserver and its parsing process), by walking /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def helper_usage(pid: int) -> tuple[int, int, float]:
+    """(VmRSS kB, RssAnon kB, own CPU seconds) of a live process; zeros once it is gone."""
+    rss = anon = 0
+    cpu = 0.0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("RssAnon:"):
+                anon = int(line.split()[1])
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return rss, anon, cpu
+
+
 def backend_cpu_seconds(admin, database: str) -> dict[int, float]:
     """CPU seconds so far of each PostgreSQL backend serving `database` (other than `admin`'s own)."""
     pids = admin.execute(
@@ -284,6 +314,11 @@ def measured(command: list[str], env: dict, logs: Path, server_db: str | None = 
     which the kernel can drop). wait4's ru_maxrss is not used: Linux folds
     the forking parent's pre-exec high-water mark into it, so every child would report
     at least this script's own peak.
+
+    A large import reads its file in a parsing process, forked by multiprocessing's
+    forkserver (both descendants of the command): their resident and anonymous memory
+    are added to the command's at each poll (an upper bound: pages they share with the
+    forkserver count twice) and their CPU time, as last seen, to its CPU time.
     """
     load = [round(x, 2) for x in os.getloadavg()]
     busy0, total0 = machine_cpu_seconds()
@@ -294,6 +329,7 @@ def measured(command: list[str], env: dict, logs: Path, server_db: str | None = 
     hwm = anon = 0
     timed_out = stopped = False
     server: dict[int, float] = {}  # the latest CPU reading of each backend serving `server_db` (local server only)
+    helper_cpu: dict[int, float] = {}  # the latest CPU reading of each descendant of the command
     admin = pg_admin() if server_db else None
     try:
         while True:
@@ -303,6 +339,11 @@ def measured(command: list[str], env: dict, logs: Path, server_db: str | None = 
             if admin is not None:
                 server.update(backend_cpu_seconds(admin, server_db))
             now_hwm, now_anon = memory_kb(process.pid)
+            for helper in helpers(process.pid):
+                rss, helper_anon, cpu = helper_usage(helper)
+                now_hwm, now_anon = now_hwm + rss, now_anon + helper_anon
+                if cpu:
+                    helper_cpu[helper] = cpu
             hwm, anon = max(hwm, now_hwm), max(anon, now_anon)
             now = time.perf_counter()
             if now - started > TIMEOUT_SECONDS or (DEADLINE is not None and now > DEADLINE):
@@ -327,7 +368,8 @@ def measured(command: list[str], env: dict, logs: Path, server_db: str | None = 
         "timed_out": timed_out,
         "stopped_at_budget": stopped,
         "seconds": round(seconds, 2),
-        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime + sum(helper_cpu.values()), 2),
+        "helper_cpu_seconds": round(sum(helper_cpu.values()), 2),
         "server_cpu_seconds": round(sum(server.values()), 2) if server_db else None,
         "peak_rss_mb": round(hwm / 1024, 1),
         "peak_anon_mb": round(anon / 1024, 1),
@@ -679,11 +721,13 @@ def write_report(report: dict) -> None:
         + (": other work was sharing it." if machine["cpu_busy_fraction_at_start"] > 0.2 else "."),
         "",
         "Every figure is one run of the real command in its own process, Django start-up (about 3 s) included. "
-        "Peak RSS is that process alone (VmHWM; the PostgreSQL server is not counted); peak anon is its "
+        "Peak RSS is that process (VmHWM) plus, for a large import, its forkserver and parsing process "
+        "(VmRSS at the same poll; the PostgreSQL server is not counted); peak anon is their "
         "largest anonymous memory (RSS without pages of memory-mapped files, such as datasets' Arrow files, "
         "which the kernel can drop); growth is over the 1,000-row run of the same kind. `busy cores` is the "
         f"whole machine's CPU use during the run, out of {machine['cores']}: this run, the PostgreSQL server and "
-        "any other work; `CPU s` is this process's own CPU time. Input files were just written, so they are "
+        "any other work; `CPU s` is the CPU time of this process and its parsing process. Input files were "
+        "just written, so they are "
         f"read from the page cache. Parquet files have row groups of {PARQUET_ROW_GROUP:,} rows. "
         f"{report['status']}",
         "",

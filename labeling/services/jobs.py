@@ -25,8 +25,8 @@ from labeling.models import Job, Project
 from labeling.services.errors import DomainError, InvalidInput, NotFound
 from labeling.services.exporting import ExportOptions, preferences_export
 from labeling.services.importing import ImportRejected, items_import
-from labeling.services.importing.readers import FORMATS, count_rows
 from labeling.services.metrics.snapshot import stats_refresh_claim, stats_refresh_release, stats_snapshot_refresh
+from labeling.services.parsing.readers import FORMATS, count_rows
 
 ALLOWED_SUFFIXES = {".jsonl", ".ndjson", ".json", ".csv", ".parquet"}
 

@@ -21,9 +21,9 @@ from django.db.models import QuerySet
 from labeling.models import Job, Project
 from labeling.services.errors import InvalidInput, NotFound
 from labeling.services.importing import items_import
-from labeling.services.importing.readers import RowError, read_rows
-from labeling.services.importing.shapes import NormalizedItem, RowInvalid, detect_shape, normalize
 from labeling.services.jobs import job_import_start, upload_checked, upload_format_checked, upload_save
+from labeling.services.parsing.readers import RowError, read_rows
+from labeling.services.parsing.shapes import NormalizedItem, RowInvalid, detect_shape, normalize
 
 SAMPLE_ITEMS = 5
 SAMPLE_ROWS_READ = 200

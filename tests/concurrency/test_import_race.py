@@ -9,7 +9,7 @@ from django.db import connections
 
 from labeling.models import Item, Response
 from labeling.services.importing import items_import
-from labeling.services.importing.readers import BATCH_ROWS
+from labeling.services.parsing.readers import BATCH_ROWS
 from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from labeling.models import Item
 from labeling.services.errors import DomainError
 from labeling.services.importing import items_import
-from labeling.services.importing.shapes import RowInvalid, detect_shape, normalize
+from labeling.services.parsing.shapes import RowInvalid, detect_shape, normalize
 from labeling.services.projects import token_create
 from tests.factories import ItemFactory, MembershipFactory, ProjectFactory
 

@@ -10,7 +10,8 @@ import pytest
 
 from labeling.models import Item
 from labeling.services.errors import InvalidInput
-from labeling.services.importing import ImportRejected, items_import, parsing
+from labeling.services.importing import ImportRejected, items_import
+from labeling.services.parsing import batches
 
 
 @pytest.fixture(autouse=True, params=["in-thread", "in-process"])
@@ -18,7 +19,7 @@ def parsed_where(request, monkeypatch):
     """Every test here runs twice: the file read in the importing thread (small files) and in
     the parsing process (large files), which must import, refuse and report alike."""
     if request.param == "in-process":
-        monkeypatch.setattr(parsing, "PROCESS_MIN_BYTES", 0)
+        monkeypatch.setattr(batches, "PROCESS_MIN_BYTES", 0)
     return request.param
 
 

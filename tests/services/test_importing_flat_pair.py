@@ -7,8 +7,8 @@ from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labeling.services.importing.shapes import RowInvalid
-from labeling.services.importing.shapes.preference import _any_flat_pair, _flat_pair, _plain_flat_pair
+from labeling.services.parsing.shapes import RowInvalid
+from labeling.services.parsing.shapes.preference import _any_flat_pair, _flat_pair, _plain_flat_pair
 
 LIMIT = 12  # LABELING_MAX_TEXT_CHARS in these tests, so that texts over the limit come up
 TEXT = st.sampled_from(

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from labeling.services.importing.readers import _json_line
+from labeling.services.parsing.readers import _json_line
 
 LINES = [
     '{"prompt": "Q?", "response_a": "A", "response_b": "B"}\n',

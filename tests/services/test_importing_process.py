@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from labeling.models import Item, Response
-from labeling.services.importing import items_import, parsing
-from labeling.services.importing.readers import BATCH_ROWS
+from labeling.services.importing import items_import
+from labeling.services.parsing import batches
+from labeling.services.parsing.readers import BATCH_ROWS
 
 
 @pytest.fixture(autouse=True)
 def in_process(monkeypatch):
-    monkeypatch.setattr(parsing, "PROCESS_MIN_BYTES", 0)
+    monkeypatch.setattr(batches, "PROCESS_MIN_BYTES", 0)
 
 
 def rows(count: int) -> list[dict]:

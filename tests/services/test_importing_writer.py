@@ -11,9 +11,10 @@ from django.utils import timezone
 
 from labeling.models import Item, Response
 from labeling.services.errors import InvalidInput
-from labeling.services.importing import ImportRejected, items_import, parsing, writer
-from labeling.services.importing.readers import BATCH_ROWS
-from labeling.services.importing.shapes import detect_shape, normalize
+from labeling.services.importing import ImportRejected, items_import, writer
+from labeling.services.parsing import batches
+from labeling.services.parsing.readers import BATCH_ROWS
+from labeling.services.parsing.shapes import detect_shape, normalize
 
 NATIVE = [
     {
@@ -236,7 +237,7 @@ def test_the_larger_sqlite_page_cache_lasts_only_for_the_import(project, write_j
     ],
 )
 def test_a_prompt_is_stored_as_json_dumps_writes_it(prompt):
-    assert parsing._prompt_json(prompt) == json.dumps(prompt)
+    assert batches._prompt_json(prompt) == json.dumps(prompt)
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="deferred foreign keys")

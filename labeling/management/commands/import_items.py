@@ -4,7 +4,7 @@ from tqdm import tqdm
 
 from labeling.management.commands._base import ServiceCommand
 from labeling.services.importing import ImportRejected, items_import
-from labeling.services.importing.readers import FORMATS, count_rows
+from labeling.services.parsing.readers import FORMATS, count_rows
 from labeling.services.projects import project_get
 
 

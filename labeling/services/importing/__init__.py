@@ -14,9 +14,9 @@ from django.db import transaction
 
 from labeling.models import Project
 from labeling.services.errors import InvalidInput
-from labeling.services.importing.parsing import EncodedItem, ImportReport, Parsed, parsed_batches
 from labeling.services.importing.writer import BatchWriter
 from labeling.services.memory import older_objects_frozen
+from labeling.services.parsing.batches import EncodedItem, ImportReport, Parsed, parsed_batches
 
 __all__ = ["ImportRejected", "ImportReport", "items_import"]
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from labeling.models import Item, Project, Response
 from labeling.services import sql
-from labeling.services.importing.parsing import EncodedItem
+from labeling.services.parsing.batches import EncodedItem
 
 __all__ = ["BatchWriter"]
 

@@ -1,23 +1,18 @@
-"""The child process that reads and checks a large import's rows (`importing.parsing`).
+"""The child process that reads and checks a large import's rows (`batches.parsed_batches`).
 
 Children are forked from multiprocessing's forkserver: a clean process that imports this
-module once, before its first fork, and so sets Django up once rather than once per
-import. Forking the importing process itself could copy locks held by its other
-threads (a web server's, a writer's) into a child that would wait on them forever.
+module once, before its first fork (a few imports: nothing here needs Django's app
+registry), so each import's child starts in milliseconds. Forking the importing process
+itself could copy locks held by its other threads (a web server's, a writer's) into a
+child that would then wait on them forever.
 """
 
 import multiprocessing
 import traceback
 
-import django
-from django.apps import apps
-
-if not apps.ready:  # the forkserver (the importing process has long been set up)
-    django.setup()
-
-from labeling.services.errors import DomainError  # after setup: the forkserver imports this module first
-from labeling.services.importing import parsing
-from labeling.services.importing.shapes import fields
+from labeling.services.errors import DomainError
+from labeling.services.parsing import batches
+from labeling.services.parsing.shapes import fields
 
 _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload([__name__])
@@ -35,10 +30,11 @@ def start(path: str, fmt: str, skip_invalid: bool, max_text_chars: int):
 
 
 def _serve(sender, path: str, fmt: str, skip_invalid: bool, max_text_chars: int) -> None:
-    fields.use_max_text_chars(max_text_chars)  # the importing process's setting, a test's override included
+    # The importing process's setting (a test's override included): the child never reads Django's settings.
+    fields.use_max_text_chars(max_text_chars)
     try:
         try:
-            for parsed in parsing.parse_batches(path, fmt, skip_invalid=skip_invalid):
+            for parsed in batches.parse_batches(path, fmt, skip_invalid=skip_invalid):
                 sender.send(parsed)
         except DomainError as error:  # an unreadable file: the importing process raises it as it is
             sender.send(error)

@@ -2,7 +2,7 @@
 
 import math
 
-from labeling.services.importing.shapes.fields import (
+from labeling.services.parsing.shapes.fields import (
     MAX_RESPONSES,
     MIN_RESPONSES,
     NormalizedItem,

@@ -7,9 +7,9 @@ Every function raises `RowInvalid` with a reason naming the field; nothing here
 touches the database.
 """
 
-from labeling.services.importing.shapes.datasets import _arena, _oasst_tree, _ultrafeedback
-from labeling.services.importing.shapes.fields import ROLES, NormalizedItem, NormalizedResponse, RowInvalid
-from labeling.services.importing.shapes.preference import _flat_pair, _hh, _native, _trl
+from labeling.services.parsing.shapes.datasets import _arena, _oasst_tree, _ultrafeedback
+from labeling.services.parsing.shapes.fields import ROLES, NormalizedItem, NormalizedResponse, RowInvalid
+from labeling.services.parsing.shapes.preference import _flat_pair, _hh, _native, _trl
 
 __all__ = ["ROLES", "SHAPES", "NormalizedItem", "NormalizedResponse", "RowInvalid", "detect_shape", "normalize"]
 

@@ -1,7 +1,7 @@
 """Preference shapes: native rows, flat pairs, TRL preference rows and HH-RLHF transcripts."""
 
-from labeling.services.importing.shapes import fields
-from labeling.services.importing.shapes.fields import (
+from labeling.services.parsing.shapes import fields
+from labeling.services.parsing.shapes.fields import (
     MAX_ID_CHARS,
     MAX_MODEL_CHARS,
     NormalizedItem,
