@@ -537,6 +537,19 @@ def test_a_grown_file_imports_only_its_new_rows(project, write_jsonl):
     assert Item.objects.count() == 3
 
 
+def test_the_new_rows_between_known_ones_keep_their_own_responses(project, write_jsonl):
+    items_import(project=project, path=write_jsonl([good_row(2), good_row(4)], name="first.jsonl"))
+
+    report = items_import(project=project, path=write_jsonl([good_row(n) for n in range(1, 6)], name="all.jsonl"))
+
+    assert (report.imported, report.skipped_existing) == (3, 2)
+    stored = {
+        item.external_id: (item.prompt[0]["content"], [r.content for r in item.responses.order_by("position")])
+        for item in Item.objects.filter(project=project)
+    }
+    assert stored == {f"good-{n}": (f"Question {n}?", [f"Yes {n}.", f"No {n}."]) for n in range(1, 6)}
+
+
 def test_rows_without_id_get_a_content_hash_so_a_reimport_dedupes(project, write_jsonl):
     rows = [{"prompt": "Q1?", "responses": ["a", "b"]}, {"prompt": "Q2?", "responses": ["a", "b"]}]
     path = write_jsonl(rows)

@@ -16,7 +16,7 @@ from labeling.models import Project
 from labeling.services.errors import InvalidInput
 from labeling.services.importing.writer import BatchWriter
 from labeling.services.memory import older_objects_frozen
-from labeling.services.parsing.batches import EncodedItem, ImportReport, Parsed, parsed_batches
+from labeling.services.parsing.batches import ImportReport, ItemBatch, Parsed, parsed_batches
 
 __all__ = ["ImportRejected", "ImportReport", "items_import"]
 
@@ -88,13 +88,13 @@ def _take_report(report: ImportReport, parsed: Parsed) -> None:
     report.rejected, report.rejected_count = found.rejected, found.rejected_count
 
 
-def _write_batch(writer: BatchWriter, batch: list[EncodedItem], report: ImportReport, *, write: bool) -> None:
-    if not batch:
+def _write_batch(writer: BatchWriter, batch: ItemBatch, report: ImportReport, *, write: bool) -> None:
+    if not len(batch):
         return
-    existing = writer.existing([item[0] for item in batch])
-    fresh = [item for item in batch if item[0] not in existing] if existing else batch
+    existing = writer.existing(batch.external_ids())
+    fresh = batch.without(existing) if existing else batch
     report.skipped_existing += len(batch) - len(fresh)
     report.imported += len(fresh)
-    if not write or not fresh:
+    if not write or not len(fresh):
         return
     writer.write(fresh)

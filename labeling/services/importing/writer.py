@@ -9,18 +9,16 @@ They run inside the import's transaction, so a failure anywhere leaves nothing.
 
 import json
 import sqlite3
-from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from functools import lru_cache
-from itertools import chain
 
 from django.db import connection, models
 from django.utils import timezone
 
 from labeling.models import Item, Project, Response
 from labeling.services import sql
-from labeling.services.parsing.batches import EncodedItem
+from labeling.services.parsing.batches import ITEM_VALUES, RESPONSE_VALUES, ItemBatch
 
 __all__ = ["BatchWriter"]
 
@@ -104,7 +102,7 @@ class BatchWriter:
         self.wait()
         return existing_external_ids(project=self.project, external_ids=external_ids)
 
-    def write(self, items: Sequence[EncodedItem]) -> None:
+    def write(self, items: ItemBatch) -> None:
         self.wait()
         # Everything that reads Django's connection happens here; the thread only talks to
         # the driver's own connection (Django opens SQLite's with check_same_thread=False).
@@ -153,38 +151,18 @@ def _columns() -> tuple:
     )
 
 
-def _item_rows(project: Project, items: Sequence[EncodedItem], item_ids, extra):
+def _write_postgresql(raw, project, batch: ItemBatch, item_columns, item_extra, response_columns, response_extra):
     project_id, target = project.pk, project.initial_target
-    for item_id, (external_id, prompt, metadata, reference, gold_answer, _) in zip(item_ids, items, strict=True):
-        yield (
-            item_id,
-            project_id,
-            external_id,
-            prompt,
-            metadata,
-            reference,
-            gold_answer is not None,
-            gold_answer,
-            target,
-            *extra,
-        )
-
-
-def _response_rows(items: Sequence[EncodedItem], item_ids, extra):
-    for item_id, item in zip(item_ids, items, strict=True):
-        for position, (model, content, metadata) in enumerate(item[5]):
-            yield (item_id, position, model, content, metadata, *extra)
-
-
-def _write_postgresql(raw, project, items, item_columns, item_extra, response_columns, response_extra) -> None:
     with raw.cursor() as cursor:  # psycopg's own: COPY is not part of the DB-API
-        item_ids = _reserve_postgresql(cursor, Item, len(items))
+        item_ids = _reserve_postgresql(cursor, Item, len(batch))
         with cursor.copy(_copy_sql(Item, item_columns)) as copy:
-            for row in _item_rows(project, items, item_ids, item_extra):
-                copy.write_row(row)
+            for index, external_id, prompt, metadata, reference, gold_answer in batch.item_rows():
+                is_gold = gold_answer is not None
+                row = (item_ids[index], project_id, external_id, prompt, metadata, reference, is_gold, gold_answer)
+                copy.write_row((*row, target, *item_extra))
         with cursor.copy(_copy_sql(Response, response_columns)) as copy:
-            for row in _response_rows(items, item_ids, response_extra):
-                copy.write_row(row)
+            for index, *values in batch.response_rows():
+                copy.write_row((item_ids[index], *values, *response_extra))
 
 
 def _reserve_postgresql(cursor, model, count: int) -> list[int]:
@@ -208,15 +186,27 @@ def _copy_sql(model, columns) -> str:
     return f"COPY {_quote(model._meta.db_table)} ({names}) FROM STDIN"
 
 
-def _write_sqlite(raw, project, items, item_columns, item_extra, response_columns, response_extra) -> None:
+# What SQLite inserts for each column of _ITEM_OWN and _RESPONSE_OWN, then the defaults:
+# ids from the batch's first id plus the item's index, and values the whole batch shares
+# bound once per statement rather than once per row.
+_ITEM_SELECT = ("? + column1", "?", "column2", "column3", "column4", "column5", "column6 IS NOT NULL", "column6", "?")
+_RESPONSE_SELECT = ("? + column1", "column2", "column3", "column4", "column5")
+
+
+def _write_sqlite(raw, project, batch: ItemBatch, item_columns, item_extra, response_columns, response_extra):
     # The import's transaction is IMMEDIATE (settings), so it holds the write lock
     # from its start: no other writer can take the ids that follow the largest one.
     cursor = raw.cursor()
     try:
         first_item = _next_id_sqlite(cursor, Item)
-        item_ids = range(first_item, first_item + len(items))
-        _insert_sqlite(cursor, Item, item_columns, list(_item_rows(project, items, item_ids, item_extra)))
-        _insert_sqlite(cursor, Response, response_columns, list(_response_rows(items, item_ids, response_extra)))
+        item_select = _ITEM_SELECT + ("?",) * len(item_extra)
+        item_constants = [first_item, project.pk, project.initial_target, *item_extra]
+        _insert_sqlite(cursor, Item, item_columns, item_select, item_constants, ITEM_VALUES, batch.items)
+        response_select = _RESPONSE_SELECT + ("?",) * len(response_extra)
+        response_constants = [first_item, *response_extra]
+        _insert_sqlite(
+            cursor, Response, response_columns, response_select, response_constants, RESPONSE_VALUES, batch.responses
+        )
     finally:
         cursor.close()
 
@@ -233,28 +223,28 @@ def _next_id_sqlite(cursor, model) -> int:
 
 
 # Rows per multi-row INSERT at most: one statement (one call into SQLite, which then runs
-# without the GIL) inserts them all; the rest of a batch goes in one statement per row.
+# without the GIL) inserts them all.
 SQLITE_ROWS_PER_STATEMENT = 1000
 
 
-def _insert_sqlite(cursor, model, columns, rows: list[tuple]) -> None:
+def _insert_sqlite(cursor, model, columns, select, constants: list, width: int, values: list) -> None:
+    """Insert the rows of `values` (flat, `width` values per row) as `select` reads them from a VALUES list."""
     variables = cursor.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # 32,766; 999 before 3.32
-    chunk = min(SQLITE_ROWS_PER_STATEMENT, variables // len(columns))
-    whole = len(rows) - len(rows) % chunk
-    if whole:
-        sql = _insert_sql(model._meta.db_table, columns, chunk)
-        for start in range(0, whole, chunk):
-            cursor.execute(sql, list(chain.from_iterable(rows[start : start + chunk])))
-    if whole < len(rows):
-        cursor.executemany(_insert_sql(model._meta.db_table, columns, 1), rows[whole:])
+    chunk = min(SQLITE_ROWS_PER_STATEMENT, (variables - len(constants)) // width)
+    rows = len(values) // width
+    for start in range(0, rows, chunk):
+        count = min(chunk, rows - start)
+        statement = _insert_sql(model._meta.db_table, columns, select, width, count)
+        cursor.execute(statement, constants + values[start * width : (start + count) * width])
 
 
 @lru_cache(maxsize=16)
-def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
-    """A plain INSERT of `rows` rows (SQLite: `?` placeholders, names quoted as its quote_name does)."""
+def _insert_sql(table: str, columns: tuple[str, ...], select: tuple[str, ...], width: int, rows: int) -> str:
+    """INSERT ... SELECT `select` FROM a VALUES list of `rows` rows (SQLite: `?` placeholders, names
+    quoted as its quote_name does; a VALUES list's columns are column1, column2, ...)."""
     names = ", ".join(map(_quote, columns))
-    values = ", ".join(["(" + ", ".join(["?"] * len(columns)) + ")"] * rows)
-    return f"INSERT INTO {_quote(table)} ({names}) VALUES {values}"  # noqa: S608 - names from the model
+    values = ", ".join(["(" + ", ".join(["?"] * width) + ")"] * rows)
+    return f"INSERT INTO {_quote(table)} ({names}) SELECT {', '.join(select)} FROM (VALUES {values})"  # noqa: S608
 
 
 def _quote(name: str) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 from labeling.services.parsing.readers import BATCH_ROWS, RowError, read_rows
 from labeling.services.parsing.shapes import NormalizedItem, RowInvalid, detect_shape, fields, normalize
 
-__all__ = ["EncodedItem", "ImportReport", "Parsed", "parse_batches", "parsed_batches"]
+__all__ = ["ImportReport", "ItemBatch", "Parsed", "parse_batches", "parsed_batches"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +52,59 @@ class ImportReport:
             self.rejected.append((number, reason))
 
 
-# A checked item as its database columns hold it, JSON as text: (external_id, prompt,
-# metadata, reference, gold_answer, responses), each response (model, content, metadata)
-# in position order. A plain tuple: pickling a named tuple to the importing process cost
-# four times as much.
-EncodedItem = tuple[str, str, str, str | None, str | None, tuple[tuple[str, str, str], ...]]
+ITEM_VALUES = 6  # per item: its index in the batch, external_id, prompt, metadata, reference, gold_answer
+RESPONSE_VALUES = 5  # per response: its item's index in the batch, position, model, content, metadata
+
+
+@dataclass
+class ItemBatch:
+    """Checked items as their database columns hold them (JSON as `json.dumps` text, as Django
+    stores it), in two flat lists of values, ITEM_VALUES per item and RESPONSE_VALUES per
+    response. Flat, because that is what a multi-row INSERT binds, and because a list of
+    strings crosses between processes at a fraction of the cost of a tuple per row; the
+    database gives the ids, so a response names its item by the item's index in the batch."""
+
+    items: list = field(default_factory=list)
+    responses: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.items) // ITEM_VALUES
+
+    def add(self, item: NormalizedItem) -> None:
+        index = len(self)
+        self.items += (
+            index,
+            item.external_id,
+            _prompt_json(item.prompt),
+            _json_object(item.metadata),
+            None if item.reference is None else json.dumps(item.reference),
+            None if item.gold_answer is None else json.dumps(item.gold_answer),
+        )
+        for position, response in enumerate(item.responses):
+            self.responses += (index, position, response.model, response.content, _json_object(response.metadata))
+
+    def external_ids(self) -> list[str]:
+        return self.items[1::ITEM_VALUES]
+
+    def item_rows(self) -> Iterator[tuple]:
+        """(index, external_id, prompt, metadata, reference, gold_answer) per item."""
+        return zip(*[iter(self.items)] * ITEM_VALUES, strict=True)
+
+    def response_rows(self) -> Iterator[tuple]:
+        """(item index, position, model, content, metadata) per response."""
+        return zip(*[iter(self.responses)] * RESPONSE_VALUES, strict=True)
+
+    def without(self, external_ids: set[str]) -> "ItemBatch":
+        """The batch less the items with these external ids (and their responses), renumbered."""
+        kept, renumbered = ItemBatch(), {}
+        for index, external_id, *values in self.item_rows():
+            if external_id not in external_ids:
+                renumbered[index] = len(kept)
+                kept.items += (len(kept), external_id, *values)
+        for index, *values in self.response_rows():
+            if index in renumbered:
+                kept.responses += (renumbered[index], *values)
+        return kept
 
 
 @dataclass
@@ -64,20 +112,8 @@ class Parsed:
     """One batch of checked items (at most BATCH_ROWS, first seen external id wins) and the file's report so far:
     rows read, shape, repeats skipped and rows rejected. The last batch carries the final report."""
 
-    items: list[EncodedItem]
+    items: ItemBatch
     report: ImportReport
-
-
-def encode(item: NormalizedItem) -> EncodedItem:
-    """The item's column values: `json.dumps` text for its JSON fields, as Django would store them."""
-    return (
-        item.external_id,
-        _prompt_json(item.prompt),
-        _json_object(item.metadata),
-        None if item.reference is None else json.dumps(item.reference),
-        None if item.gold_answer is None else json.dumps(item.gold_answer),
-        tuple((response.model, response.content, _json_object(response.metadata)) for response in item.responses),
-    )
 
 
 def parse_batches(path: Path | str, fmt: str = "auto", *, skip_invalid: bool = False) -> Iterator[Parsed]:
@@ -88,7 +124,7 @@ def parse_batches(path: Path | str, fmt: str = "auto", *, skip_invalid: bool = F
     """
     report = ImportReport()
     seen: set[str] = set()
-    batch: list[EncodedItem] = []
+    batch = ItemBatch()
     for number, row in read_rows(Path(path), fmt):
         report.rows += 1
         keep = skip_invalid or not report.rejected_count
@@ -98,10 +134,10 @@ def parse_batches(path: Path | str, fmt: str = "auto", *, skip_invalid: bool = F
             else:
                 seen.add(item.external_id)
                 if keep:
-                    batch.append(encode(item))
+                    batch.add(item)
         if len(batch) >= BATCH_ROWS:
             yield Parsed(batch, _snapshot(report))
-            batch = []
+            batch = ItemBatch()
     yield Parsed(batch, report)
 
 
