@@ -221,6 +221,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # Labeling knobs.
 LABELING_MAX_TEXT_CHARS = env_int("LABELING_MAX_TEXT_CHARS", 200_000)
+# Import files (or folders) at least this large are read and checked in a second process
+# while the import writes; -1 reads every file in the importing process.
+LABELING_IMPORT_PROCESS_MIN_BYTES = env_int("LABELING_IMPORT_PROCESS_MIN_BYTES", 8 * 1024 * 1024)
 LABELING_DEFAULT_LEASE_SECONDS = env_int("LABELING_DEFAULT_LEASE_SECONDS", 1800)
 # How often (per process and project) a claim first releases expired leases.
 LABELING_EXPIRY_CHECK_SECONDS = float(env("LABELING_EXPIRY_CHECK_SECONDS", "1") or 1)

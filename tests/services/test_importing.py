@@ -11,15 +11,14 @@ import pytest
 from labeling.models import Item
 from labeling.services.errors import InvalidInput
 from labeling.services.importing import ImportRejected, items_import
-from labeling.services.parsing import batches
 
 
 @pytest.fixture(autouse=True, params=["in-thread", "in-process"])
-def parsed_where(request, monkeypatch):
+def parsed_where(request, settings):
     """Every test here runs twice: the file read in the importing thread (small files) and in
     the parsing process (large files), which must import, refuse and report alike."""
     if request.param == "in-process":
-        monkeypatch.setattr(batches, "PROCESS_MIN_BYTES", 0)
+        settings.LABELING_IMPORT_PROCESS_MIN_BYTES = 0
     return request.param
 
 

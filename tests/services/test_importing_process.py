@@ -9,13 +9,12 @@ import pytest
 
 from labeling.models import Item, Response
 from labeling.services.importing import items_import
-from labeling.services.parsing import batches
 from labeling.services.parsing.readers import BATCH_ROWS
 
 
 @pytest.fixture(autouse=True)
-def in_process(monkeypatch):
-    monkeypatch.setattr(batches, "PROCESS_MIN_BYTES", 0)
+def in_process(settings):
+    settings.LABELING_IMPORT_PROCESS_MIN_BYTES = 0
 
 
 def rows(count: int) -> list[dict]:
@@ -82,3 +81,15 @@ def test_a_parsing_process_that_dies_fails_the_import_with_nothing_kept(project,
 
     assert Item.objects.count() == 0
     assert parsing_children() == []
+
+
+def test_minus_one_reads_even_a_large_file_in_the_importing_process(project, write_jsonl, settings):
+    settings.LABELING_IMPORT_PROCESS_MIN_BYTES = -1
+    seen = []
+
+    report = items_import(
+        project=project, path=write_jsonl(rows(3 * BATCH_ROWS)), progress=lambda done: seen.append(parsing_children())
+    )
+
+    assert report.imported == 3 * BATCH_ROWS
+    assert not any(seen)

@@ -22,6 +22,8 @@ from functools import lru_cache
 from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
 
+from django.conf import settings
+
 from labeling.services.parsing.readers import BATCH_ROWS, RowError, read_rows
 from labeling.services.parsing.shapes import NormalizedItem, RowInvalid, detect_shape, fields, normalize
 
@@ -30,9 +32,6 @@ __all__ = ["ImportReport", "ItemBatch", "Parsed", "parse_batches", "parsed_batch
 logger = logging.getLogger(__name__)
 
 MAX_LISTED_ERRORS = 100
-# Files (or folders) smaller than this are parsed in the caller's thread: the first child
-# process of a server costs about half a second to start (it sets Django up).
-PROCESS_MIN_BYTES = 8 * 1024 * 1024
 
 
 @dataclass
@@ -155,7 +154,8 @@ def parsed_batches(path: Path | str, fmt: str = "auto", *, skip_invalid: bool = 
     child.
     """
     path = Path(path)
-    if _size(path) < PROCESS_MIN_BYTES:
+    least = settings.LABELING_IMPORT_PROCESS_MIN_BYTES  # smaller files: a process would cost more than it saves
+    if least < 0 or _size(path) < least:
         yield parse_batches(path, fmt, skip_invalid=skip_invalid)
         return
     from labeling.services.parsing import process as parse_process  # here: that module imports this one
