@@ -24,7 +24,8 @@ __all__ = ["BatchWriter"]
 
 # Columns each row sets itself; every other concrete column takes its field's default.
 # Responses take their ids from the database (nothing refers to them during an import);
-# items need theirs beforehand, for their responses' item_id.
+# items need theirs beforehand, for their responses' item_id: a batch's responses name
+# their item by its index in the batch (ItemBatch), and the writer turns it into the id.
 _ITEM_OWN = ("id", "project_id", "external_id", "prompt", "metadata", "reference", "is_gold", "gold_answer", "target")
 _RESPONSE_OWN = ("item_id", "position", "model", "content", "metadata")
 # SQLite's page cache during an import, for the import's connection only (then restored).
@@ -34,9 +35,10 @@ SQLITE_CACHE_KIB = 128 * 1024
 class BatchWriter:
     """Checks and writes the batches of one import, in file order, on the import's connection.
 
-    A batch is written in a thread while the caller validates the next batch: on
-    PostgreSQL the server loads rows while Python parses them; on SQLite the engine
-    (which runs without the GIL) inserts them on the other core. A connection serves
+    A batch is written in a thread while the caller takes in the next one (from the
+    parsing process for a large file, or parsing it in this thread for a small one): on
+    PostgreSQL the server loads rows meanwhile; on SQLite the engine runs without the
+    GIL while it inserts them. A connection serves
     one command at a time, so every use of it waits for the batch in flight first; so
     does leaving the `with` block, before the transaction commits or rolls back.
     """
