@@ -19,7 +19,11 @@ def as_user(client, settings, tmp_path):
     return make
 
 
-def test_manager_imports_a_file_and_polls_the_job(as_user, manager, project, django_capture_on_commit_callbacks):
+@pytest.mark.parametrize("process_min_bytes", [-1, 0], ids=["parsed-in-thread", "parsed-in-process"])
+def test_manager_imports_a_file_and_polls_the_job(
+    as_user, manager, project, django_capture_on_commit_callbacks, settings, process_min_bytes
+):
+    settings.LABELING_IMPORT_PROCESS_MIN_BYTES = process_min_bytes  # 0: the file is read in a parsing process
     client, headers = as_user(manager)
     content = "".join(
         json.dumps({"prompt": f"Q{n}", "response_a": f"a{n}", "response_b": f"b{n}"}) + "\n" for n in range(3)

@@ -9,6 +9,7 @@ import pytest
 
 from labeling.models import Item, Response
 from labeling.services.importing import items_import
+from labeling.services.parsing import process
 from labeling.services.parsing.readers import BATCH_ROWS
 
 
@@ -93,3 +94,15 @@ def test_minus_one_reads_even_a_large_file_in_the_importing_process(project, wri
 
     assert report.imported == 3 * BATCH_ROWS
     assert not any(seen)
+
+
+def test_with_no_process_to_be_had_the_file_is_read_in_the_importing_process(project, write_jsonl, monkeypatch, caplog):
+    def no_process(*args):
+        raise BlockingIOError(11, "Resource temporarily unavailable")  # what fork() raises at the process limit
+
+    monkeypatch.setattr(process, "start", no_process)
+
+    report = items_import(project=project, path=write_jsonl(rows(3)))
+
+    assert report.imported == 3
+    assert "no child process" in caplog.text

@@ -89,12 +89,12 @@ def _take_report(report: ImportReport, parsed: Parsed) -> None:
 
 
 def _write_batch(writer: BatchWriter, batch: ItemBatch, report: ImportReport, *, write: bool) -> None:
-    if not len(batch):
+    if not batch:
         return
     existing = writer.existing(batch.external_ids())
     fresh = batch.without(existing) if existing else batch
     report.skipped_existing += len(batch) - len(fresh)
     report.imported += len(fresh)
-    if not write or not len(fresh):
+    if not write or not fresh:
         return
     writer.write(fresh)
