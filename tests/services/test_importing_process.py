@@ -1,7 +1,9 @@
 """A large file is read in a parsing process: it stops with the import, and its death fails the import."""
 
+import multiprocessing
 import os
 import signal
+import struct
 from multiprocessing import forkserver
 from pathlib import Path
 
@@ -106,3 +108,28 @@ def test_with_no_process_to_be_had_the_file_is_read_in_the_importing_process(pro
 
     assert report.imported == 3
     assert "no child process" in caplog.text
+
+
+def _die_while_sending(sender) -> None:
+    """A parsing process killed half-way through writing a batch: the pipe holds a message's
+    length and part of its bytes, then nothing."""
+    os.write(sender.fileno(), struct.pack("!i", 1 << 20) + b"\x80\x05" * 512)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_parsing_process_killed_mid_batch_fails_the_import_with_nothing_kept(project, write_jsonl, monkeypatch):
+    def start(*args):
+        receiver, sender = multiprocessing.Pipe(duplex=False)
+        child = multiprocessing.get_context("fork").Process(target=_die_while_sending, args=(sender,), daemon=True)
+        child.start()
+        sender.close()
+        return receiver, child
+
+    monkeypatch.setattr(process, "start", start)  # the kernel's OOM killer, at the worst moment
+
+    with pytest.raises(
+        RuntimeError, match=r"parsing process stopped unexpectedly \(exit code -9\); nothing was imported"
+    ):
+        items_import(project=project, path=write_jsonl(rows(2 * BATCH_ROWS)))
+
+    assert Item.objects.count() == 0

@@ -179,7 +179,9 @@ def _received(receiver, process) -> Iterator[Parsed]:
     while True:
         try:
             message = receiver.recv()
-        except EOFError:
+        except (EOFError, OSError):
+            # EOFError: the pipe closed between messages; OSError ("got end of file during
+            # message"): the child died while sending one. Either way it is gone.
             process.join()
             raise RuntimeError(
                 f"The import's parsing process stopped unexpectedly (exit code {process.exitcode}); "
