@@ -150,6 +150,16 @@ def test_route_answers_each_persona_as_declared(client, world, route, persona):
     else:
         response = client.post(_url(route, world), body, headers=headers)
     assert response.status_code == expected[persona], (route, persona, response.content[:200])
+    if response.get("Content-Type", "").startswith("text/html"):  # every page, the API's docs page included
+        assert "default-src 'self'" in response.get("Content-Security-Policy", ""), (route, persona)
+
+
+def test_the_admin_and_error_pages_carry_the_policy(client, world, settings):
+    settings.DEBUG = False
+    for url in ("/admin/login/", "/no/such/page/", "/api/docs"):
+        response = client.get(url)
+        assert response["Content-Type"].startswith("text/html"), url
+        assert "script-src 'self'" in response["Content-Security-Policy"], url
 
 
 @pytest.mark.parametrize("route", sorted(route for route, (method, _) in TABLE.items() if method == "POST"))
