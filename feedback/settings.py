@@ -125,6 +125,22 @@ TEMPLATES = [
     },
 ]
 
+# SQLite, whichever way it is named (no DATABASE_URL, or a sqlite:/// one), gets the same options:
+# - IMMEDIATE takes the write lock when a transaction starts, so concurrent claims are
+#   serialized instead of failing half-way ("database is locked"); `timeout` is how long
+#   a writer waits for the lock.
+# - WAL: readers never wait for the writer, and a commit appends to one file. With
+#   synchronous=FULL each commit waits for one fsync (the rollback journal's default
+#   took four). A lease lowers it to NORMAL for its own transaction only (see
+#   labeling/services/assignment.py); a judgment always waits for the disk.
+# The WAL mode is kept in the database file: a backup must copy the -wal file too, or use
+# `sqlite3 db.sqlite3 ".backup copy.sqlite3"` (README, "Backup and restore").
+SQLITE_OPTIONS = {
+    "transaction_mode": "IMMEDIATE",
+    "timeout": env_int("SQLITE_TIMEOUT_SECONDS", 20),
+    "init_command": "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL",
+}
+
 DATABASE_URL = env("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
@@ -137,11 +153,10 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
-            # IMMEDIATE takes the write lock when a transaction starts, so concurrent
-            # claims on SQLite are serialized instead of failing half-way.
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
         }
     }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {**SQLITE_OPTIONS, **DATABASES["default"].get("OPTIONS", {})}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

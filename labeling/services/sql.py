@@ -13,6 +13,7 @@ them, which was a fifth of the database's time per request. The ORM's statements
 Django's client-side binding.
 """
 
+from contextlib import contextmanager
 from functools import cache
 
 from django.db import connection
@@ -142,3 +143,37 @@ def in_values(values: list, *, bigint: bool = False) -> tuple[str, list]:
             return "= ANY(%s::bigint[])", ["{" + ",".join(map(str, values)) + "}"]
         return "= ANY(%s)", [list(values)]
     return f"IN ({', '.join(['%s'] * len(values))})", list(values)
+
+
+@contextmanager
+def commits_unsynced(enabled: bool = True):
+    """SQLite: transactions begun inside commit without waiting for the disk (`synchronous =
+    NORMAL` in WAL mode; the settings make FULL the rule). Only outside a transaction: SQLite
+    refuses to change it inside one. A commit at FULL afterwards also makes these durable.
+    PostgreSQL sets its own per transaction (`synchronous_commit`); elsewhere nothing changes."""
+    if not enabled or connection.vendor != "sqlite" or connection.in_atomic_block:
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA synchronous = FULL")
+
+
+def tables_analyze(*models: type[Model]) -> None:
+    """Bring the planner's statistics of these tables up to date (PostgreSQL's ANALYZE).
+
+    After an import adds a large share of a table, the plans made from the old statistics
+    (an empty table, say) read every open item for each claim until autovacuum gets to it,
+    if it ever does. ANALYZE reads a bounded sample (30,000 rows), so it costs the same at
+    any size. SQLite keeps no statistics unless asked, and the statements here are written
+    for its planner without them; nothing to do there.
+    """
+    if connection.vendor != "postgresql":
+        return
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE " + ", ".join(quote(model._meta.db_table) for model in models))

@@ -55,16 +55,39 @@ def _seed(environment: dict) -> None:
     _run(environment, "-c", JUDGE)
 
 
+# Judges the demo's remaining items and dies without closing its connection, as a killed
+# worker would: its commits stay in the -wal file, not yet copied into the database file.
+JUDGE_AND_DIE = JUDGE.replace("range(12)", "range(4)") + "import os\nos._exit(0)\n"
+
+
+def _online_backup(environment: dict, source: Path, target: Path) -> None:
+    """The documented backup: SQLite's online backup API (what `sqlite3 db ".backup file"` does)."""
+    script = f"import sqlite3; sqlite3.connect({str(source)!r}).backup(sqlite3.connect({str(target)!r}))"
+    _run(environment, "-c", script)
+
+
 def test_sqlite_backup_restores_a_byte_identical_export(tmp_path):
     base = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-    original = {**base, "SQLITE_PATH": str(tmp_path / "live.sqlite3")}
+    live = tmp_path / "live.sqlite3"
+    original = {**base, "SQLITE_PATH": str(live)}
     _seed(original)
+    _run(original, "-c", JUDGE_AND_DIE)
+    wal = Path(f"{live}-wal")
+    assert wal.exists() and wal.stat().st_size > 0, "the last judgments should still be in the -wal file"
+    _online_backup(original, live, tmp_path / "backup.sqlite3")
     before = _exports(original, tmp_path / "before")
-    # The documented backup: SQLite's online backup API (what `sqlite3 db ".backup file"` does).
-    _run(original, "-c", f"import sqlite3; sqlite3.connect({str(tmp_path / 'live.sqlite3')!r}).backup("
-         f"sqlite3.connect({str(tmp_path / 'backup.sqlite3')!r}))")  # fmt: skip
-    restored = {**base, "SQLITE_PATH": str(tmp_path / "restored.sqlite3")}
-    shutil.copy(tmp_path / "backup.sqlite3", tmp_path / "restored.sqlite3")
+
+    # The restore target had a database of its own, whose process died leaving its -wal and -shm.
+    restored_path = tmp_path / "restored.sqlite3"
+    restored = {**base, "SQLITE_PATH": str(restored_path)}
+    _run(restored, "manage.py", "migrate", "--noinput")
+    _run(restored, "manage.py", "demo")
+    _run(restored, "-c", JUDGE_AND_DIE)
+    assert Path(f"{restored_path}-wal").exists()
+    # The documented restore, with the app stopped: the old -wal and -shm go first.
+    for stale in (Path(f"{restored_path}-wal"), Path(f"{restored_path}-shm")):
+        stale.unlink(missing_ok=True)
+    shutil.copy(tmp_path / "backup.sqlite3", restored_path)
     after = _exports(restored, tmp_path / "after")
     assert sorted(before) == sorted(after)
     assert any(name.endswith(".parquet") for name in before)

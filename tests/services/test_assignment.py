@@ -177,3 +177,20 @@ def test_an_annotator_who_had_every_item_of_the_window_gets_one_past_it(monkeypa
         Assignment.objects.filter(annotator=first, state=Assignment.State.SUBMITTED).values_list("item_id", flat=True)
     )
     assert assignment_next(project=project, annotator=second).item.votes == 1  # the others still finish items first
+
+
+def test_past_the_window_the_untouched_item_of_highest_priority_comes_first(monkeypatch, db):
+    monkeypatch.setattr(assignment_module, "CLAIM_WINDOW", 2)
+    project = ProjectFactory(slug="untouched", overlap=2)
+    judged = ItemFactory.create_batch(2, project=project, priority=9)
+    low, high, higher_id = (ItemFactory(project=project, priority=priority) for priority in (0, 2, 2))
+    annotator = MembershipFactory(project=project).user
+    for _ in judged:
+        _judge(assignment_next(project=project, annotator=annotator), annotator)
+
+    leases = []
+    for _ in range(3):
+        leases.append(assignment_next(project=project, annotator=annotator).item)
+        _judge(Assignment.objects.get(annotator=annotator, state=Assignment.State.ACTIVE), annotator)
+
+    assert [item.pk for item in leases] == [high.pk, higher_id.pk, low.pk]
