@@ -623,3 +623,19 @@ def test_a_jsonl_file_with_a_byte_order_mark_is_read(project, tmp_path):
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(good_row(1)).encode() + b"\r\n")
 
     assert items_import(project=project, path=path).imported == 1
+
+
+def test_a_large_import_leaves_the_planner_statistics_current(project, write_jsonl, django_capture_on_commit_callbacks):
+    """PostgreSQL plans the first claims after an import from the statistics it has: stale ones
+    (an empty table) read every open item per claim until someone runs ANALYZE."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite keeps no planner statistics unless asked")
+    rows = [{"id": f"q{n}", "prompt": f"Question {n}?", "response_a": "Yes.", "response_b": "No."} for n in range(2000)]
+    with django_capture_on_commit_callbacks(execute=True):
+        items_import(project=project, path=write_jsonl(rows))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname, reltuples FROM pg_class WHERE relname LIKE 'labeling_%' AND relkind = 'r'")
+        tuples = dict(cursor.fetchall())
+    assert (tuples["labeling_item"], tuples["labeling_response"]) == (2000, 4000)

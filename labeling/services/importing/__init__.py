@@ -12,13 +12,17 @@ from pathlib import Path
 
 from django.db import transaction
 
-from labeling.models import Project
+from labeling.models import Item, Project, Response
+from labeling.services import sql
 from labeling.services.errors import InvalidInput
 from labeling.services.importing.writer import BatchWriter
 from labeling.services.memory import older_objects_frozen
 from labeling.services.parsing.batches import ImportReport, ItemBatch, Parsed, parsed_batches
 
 __all__ = ["ImportRejected", "ImportReport", "items_import"]
+
+# An import of at least this many items refreshes the planner's statistics once it commits.
+ANALYZE_MIN_ITEMS = 1000
 
 
 class ImportRejected(InvalidInput):
@@ -62,6 +66,10 @@ def items_import(
                 raise _Rollback
             if dry_run:
                 raise _Rollback
+            if report.imported >= ANALYZE_MIN_ITEMS:
+                # The first claims after a large import are planned from current statistics,
+                # not from those of the project before it (see sql.tables_analyze).
+                transaction.on_commit(lambda: sql.tables_analyze(Item, Response))
     except _Rollback:
         if report.rejected_count and not skip_invalid:
             report.imported = 0
