@@ -1,8 +1,11 @@
 # The two commands: `make run` (demo on SQLite at http://127.0.0.1:8000) and `make test`.
+# `make run HOST=127.0.0.1:8080` serves (and the demo prints) another address.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1:8000
+# Development settings that feedback/settings.py reads when it exists (git-ignored).
+DOTENV_PATH ?= .env
 
 .PHONY: run test lint format demo
 
@@ -22,10 +25,17 @@ $(VENV)/.installed-trl: requirements-trl.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-trl.txt
 	touch $@
 
-run: $(VENV)/.installed
-	DEBUG=1 $(BIN)/python manage.py migrate --noinput
-	DEBUG=1 $(BIN)/python manage.py demo
-	DEBUG=1 $(BIN)/python manage.py runserver $(HOST)
+# Written once, never overwritten: DEBUG on and a freshly generated SECRET_KEY, readable by
+# its owner only. The `python manage.py` lines of the README run with the same settings.
+$(DOTENV_PATH):
+	@umask 077 && $(PYTHON) -c 'import secrets; print("# Development settings written by make run; git-ignored, never for production.\nDEBUG=1\nSECRET_KEY=" + secrets.token_urlsafe(50))' > $@.tmp
+	@mv $@.tmp $@
+	@echo "Wrote development settings to $@ (DEBUG=1 and a new SECRET_KEY)."
+
+run: $(VENV)/.installed $(DOTENV_PATH)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py demo --address $(HOST)
+	$(BIN)/python manage.py runserver $(HOST)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

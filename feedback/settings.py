@@ -2,6 +2,8 @@
 
 Fails loudly: DEBUG is off unless asked for, and outside DEBUG there is no default
 SECRET_KEY and no default ALLOWED_HOSTS. Secrets may also come from `<NAME>_FILE`.
+A development `.env` file (see `dotenv_load`) fills in what the environment leaves out,
+for DEBUG runs only.
 """
 
 import os
@@ -49,6 +51,43 @@ def env_int(name: str, default: int) -> int:
 def env_list(name: str, default: str = "") -> list[str]:
     return [part.strip() for part in (env(name, default) or "").split(",") if part.strip()]
 
+
+def dotenv_read(path: Path) -> dict[str, str]:
+    """The KEY=VALUE lines of a .env file; blank lines and `#` comments are skipped."""
+    values = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, equals, value = line.removeprefix("export ").partition("=")
+        key, value = key.strip(), value.strip()
+        if not equals or not key.isidentifier():
+            raise ImproperlyConfigured(f"{path}, line {number}: {line!r} is not KEY=VALUE.")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def dotenv_load() -> None:
+    """Development defaults from `.env` (written by `make run`), under the environment.
+
+    Variables already in the environment win. The file applies only to a process that
+    runs with DEBUG on: one told DEBUG=0 (production, the test suite) ignores it whole,
+    so a development SECRET_KEY can never sign anything in production, and production
+    (no .env) still refuses to start without SECRET_KEY and ALLOWED_HOSTS.
+    """
+    path = Path(os.environ.get("DOTENV_PATH") or BASE_DIR / ".env")
+    if not path.is_file():
+        return
+    added = {key: value for key, value in dotenv_read(path).items() if key not in os.environ}
+    os.environ.update(added)
+    if not env_bool("DEBUG", False):
+        for key in added:
+            del os.environ[key]
+
+
+dotenv_load()
 
 DEBUG = env_bool("DEBUG", False)
 

@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.urls import reverse
 
 from labeling.models import Item, Membership, Project
 from labeling.services.assignment import assignment_next
@@ -337,6 +338,30 @@ def test_demo_loads_the_project_and_prints_the_three_accounts(db):
     assert Item.objects.filter(project=project).count() == 32
     roles = dict(Membership.objects.filter(project=project).values_list("user__username", "role"))
     assert roles == {"manager": "manager", "alice": "annotator", "bob": "annotator"}
+    assert "log in at http://127.0.0.1:8000/" in out
+
+
+def test_demo_manager_may_create_projects_and_annotators_may_not(db, client):
+    run("demo")
+
+    assert User.objects.get(username="manager").has_perm("labeling.add_project")
+    assert not User.objects.get(username="alice").has_perm("labeling.add_project")
+    client.force_login(User.objects.get(username="manager"))
+    assert client.get(reverse("manage_project_new")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("address", "url"),
+    [
+        ("127.0.0.1:8080", "http://127.0.0.1:8080/"),
+        ("8081", "http://127.0.0.1:8081/"),
+        ("[::1]:8000", "http://[::1]:8000/"),
+    ],
+)
+def test_demo_prints_the_address_it_is_served_on(db, address, url):
+    out, _ = run("demo", "--address", address)
+
+    assert f"log in at {url}" in out
 
 
 def test_demo_runs_twice_and_imports_nothing_new(db):

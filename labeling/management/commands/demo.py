@@ -1,6 +1,7 @@
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 
 from labeling.management.commands._base import ServiceCommand
 from labeling.models import Membership, Project
@@ -15,10 +16,24 @@ ACCOUNTS = (
     ("alice", "demo-alice-pass", Membership.Role.ANNOTATOR),
     ("bob", "demo-bob-pass", Membership.Role.ANNOTATOR),
 )
+# The demo manager may also create projects (New project, POST /api/projects).
+CREATORS = ("manager",)
+
+
+def local_url(address: str) -> str:
+    """The URL a browser opens for runserver's ADDRESS (`[host:]port`)."""
+    return f"http://{address if ':' in address else f'127.0.0.1:{address}'}/"
 
 
 class Command(ServiceCommand):
     help = "Load the demo project (32 prompt/response pairs) and print the demo accounts. Safe to run again."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--address",
+            default="127.0.0.1:8000",
+            help="The [host:]port the server listens on (runserver's argument), printed as the login address.",
+        )
 
     def run(self, *args, **options):
         project = Project.objects.filter(slug=SLUG).first()
@@ -41,6 +56,10 @@ class Command(ServiceCommand):
             membership_add(
                 project=project, username=username, role=role, create=True, password=password if fresh else None
             )
-        self.stdout.write("\nDemo accounts (log in at http://127.0.0.1:8000/):")
+        can_create = Permission.objects.get(content_type__app_label="labeling", codename="add_project")
+        for user in User.objects.filter(username__in=CREATORS):
+            user.user_permissions.add(can_create)
+        self.stdout.write(f"\nDemo accounts (log in at {local_url(options['address'])}):")
         for username, password, role in ACCOUNTS:
-            self.stdout.write(f"  {username:8} password: {password:20} ({role})")
+            extra = ", may create projects" if username in CREATORS else ""
+            self.stdout.write(f"  {username:8} password: {password:20} ({role}{extra})")
