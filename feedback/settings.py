@@ -145,6 +145,7 @@ AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = env_int("LOGIN_LOCKOUT_MINUTES", 15) / 60
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "labeling.views.errors.locked_out"  # a page saying when the lockout ends
 
 ROOT_URLCONF = "feedback.urls"
 WSGI_APPLICATION = "feedback.wsgi.application"

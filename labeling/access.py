@@ -40,6 +40,13 @@ def project_for_user(user: AbstractBaseUser, slug: str, *, manager: bool = False
     return project
 
 
+def role_in_project(user: AbstractBaseUser, project: Project) -> str | None:
+    """The user's role in `project` (what the app shell offers them), or None for outsiders."""
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+
+
 def projects_for_user(user: AbstractBaseUser):
     """The projects `user` belongs to, newest first."""
     if not user.is_authenticated:

@@ -2,6 +2,7 @@
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q
+from django.utils import timezone
 
 from labeling.models import Item, Judgment, Membership, Project
 
@@ -16,8 +17,14 @@ def items_progress(*, project: Project) -> dict:
 
 
 def annotator_progress(*, project: Project, annotator: AbstractBaseUser) -> dict:
-    mine = Judgment.objects.filter(project=project, annotator=annotator).count()
-    return {"mine": mine, **items_progress(project=project)}
+    """What the annotate page shows: the annotator's judgments (all, and since midnight UTC)
+    and the project's items, complete and left. Two queries."""
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    mine = Judgment.objects.filter(project=project, annotator=annotator).aggregate(
+        mine=Count("id"), today=Count("id", filter=Q(created_at__gte=today))
+    )
+    items = items_progress(project=project)
+    return {**mine, **items, "left": items["items"] - items["complete"]}
 
 
 def projects_progress(*, user: AbstractBaseUser) -> list[dict]:

@@ -77,10 +77,23 @@ def _choice(assignment: Assignment, judgment: Judgment) -> str:
 
 
 def _render(
-    request: HtmxHttpRequest, project: Project, assignment: Assignment | None, *, error="", notice="", status=200
+    request: HtmxHttpRequest,
+    project: Project,
+    assignment: Assignment | None,
+    *,
+    error="",
+    notice="",
+    status=200,
+    last_judgment: Judgment | None = None,
 ):
     context = _body_context(project, assignment, post=request.POST if error else None)
-    context.update(error=error, notice=notice, progress=annotator_progress(project=project, annotator=request.user))
+    context.update(
+        error=error,
+        notice=notice,
+        progress=annotator_progress(project=project, annotator=request.user),
+        last_judgment=last_judgment,
+        section="annotate",
+    )
     if assignment is not None and not error:
         # Lease the next item now and send it along, hidden, so the page shows it
         # the moment this one is judged.
@@ -98,6 +111,7 @@ def _body_context(project: Project, assignment: Assignment | None, *, post=None)
     context = {"project": project, "assignment": assignment, "use_htmx": True}
     if assignment is not None:
         context["action"] = reverse("judge", args=[project.slug, assignment.pk])
+        context["skip_form"] = f"skip-{assignment.pk}"  # its buttons sit in the judgment form's decision bar
         context.update(item_context(project, assignment, post=post))
     return context
 
@@ -106,7 +120,9 @@ def _body_context(project: Project, assignment: Assignment | None, *, post=None)
 @require_GET
 def annotate(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     project = project_for_user(request.user, slug)
-    return _render(request, project, assignment_next(project=project, annotator=request.user))
+    judged = request.GET.get("judged")  # set by `judge` when it answers without JavaScript
+    last = judgment_for_user(request.user, judged, project=project) if judged else None
+    return _render(request, project, assignment_next(project=project, annotator=request.user), last_judgment=last)
 
 
 @login_required
@@ -116,7 +132,7 @@ def judge(request: HtmxHttpRequest, slug: str, assignment_id: str) -> HttpRespon
     assignment = assignment_for_user(request.user, assignment_id, project=project)
     try:
         fields = judgment_from_post(request.POST, assignment=assignment, project=project)
-        judgment_submit(
+        judgment, _ = judgment_submit(
             assignment=assignment,
             annotator=request.user,
             visible_seconds=request.POST.get("visible_seconds"),
@@ -127,8 +143,9 @@ def judge(request: HtmxHttpRequest, slug: str, assignment_id: str) -> HttpRespon
     except DomainError as error:
         return _render(request, project, assignment, error=error.message, status=422)
     if not request.htmx:
-        return redirect("annotate", slug=project.slug)
-    return _render(request, project, assignment_next(project=project, annotator=request.user))
+        return redirect(f"{reverse('annotate', args=[project.slug])}?judged={judgment.pk}")
+    next_one = assignment_next(project=project, annotator=request.user)
+    return _render(request, project, next_one, last_judgment=judgment)
 
 
 @login_required
@@ -150,7 +167,7 @@ def skip(request: HtmxHttpRequest, slug: str, assignment_id: str) -> HttpRespons
 def history(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_for_user(request.user, slug)
     judgments = judgments_history(project=project, annotator=request.user)
-    return render(request, "labeling/history.html", {"project": project, "judgments": judgments})
+    return render(request, "labeling/history.html", {"project": project, "judgments": judgments, "section": "history"})
 
 
 @login_required
@@ -170,6 +187,7 @@ def revise(request: HttpRequest, slug: str, judgment_id: str) -> HttpResponse:
             error, status = exc.message, 422
     context = {
         "project": project,
+        "section": "history",
         "error": error,
         "action": reverse("revise", args=[project.slug, judgment.pk]),
         "revisions": judgment.revisions.all(),

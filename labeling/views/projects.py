@@ -16,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from labeling.access import project_for_user
+from labeling.access import project_for_manager
 from labeling.services.jobs import stats_refresh_start
 from labeling.services.metrics import (
     LOW_AGREEMENT,
@@ -48,10 +48,10 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def overview(request: HtmxHttpRequest, slug: str) -> HttpResponse:
-    project = project_for_user(request.user, slug, manager=True)
+    project = project_for_manager(request.user, slug)
     shown = dashboard_stats(project=project)
     stats = shown.stats
-    context = {"project": project, "shown": shown, "stats": stats}
+    context = {"project": project, "shown": shown, "stats": stats, "section": "overview"}
     if stats is not None:
         context |= {
             "complete_percent": round(100 * stats["items_complete"] / stats["items"]) if stats["items"] else 0,
@@ -73,7 +73,7 @@ def overview(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def stats_refresh(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """Ask for a background refresh of the figures (one at a time per project)."""
-    project = project_for_user(request.user, slug, manager=True)
+    project = project_for_manager(request.user, slug)
     stats_refresh_start(project=project)
     if not request.htmx:
         return redirect("project_overview", slug=project.slug)
@@ -84,7 +84,7 @@ def stats_refresh(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def stats_status(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """The polled status fragment; reloads the page once figures newer than the shown ones are in."""
-    project = project_for_user(request.user, slug, manager=True)
+    project = project_for_manager(request.user, slug)
     return _status(request, project, dashboard_stats(project=project))
 
 

@@ -35,7 +35,7 @@ def log_in_by_keyboard(page: Page, username: str = "anna") -> None:
 
 
 def progress_shows(page: Page, count: int) -> None:
-    expect(page.get_by_test_id("progress")).to_contain_text(re.compile(rf"Judged by you: {count}\b"))
+    expect(page.get_by_test_id("progress")).to_contain_text(re.compile(rf"You judged {count}\b"))
 
 
 def shown_ids(page: Page) -> tuple[int, int]:
@@ -151,7 +151,7 @@ def test_done_message_when_nothing_left(page, live_server):
 
     expect(page.get_by_test_id("done")).to_contain_text("All done")
     expect(page.locator("form.judge")).to_have_count(0)
-    expect(page.get_by_test_id("progress")).to_contain_text("Items complete: 1 of 1")
+    expect(page.get_by_test_id("progress")).to_contain_text("0 of 1 items left")
     page.reload()
     expect(page.get_by_test_id("done")).to_contain_text("All done")
     progress_shows(page, 1)

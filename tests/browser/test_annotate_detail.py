@@ -277,19 +277,24 @@ def test_four_way_ranking_by_drag_and_drop(page, live_server):
     assert Judgment.objects.get().ranking == [[pk] for pk in order]
 
 
-def test_enter_on_an_untouched_ranking_submits_nothing(page, live_server):
+def test_enter_on_an_untouched_ranking_says_what_to_do_and_the_shortcuts_keep_working(page, live_server):
     project = make_ranking_project()
     open_annotate(page, live_server, project)
     posts = count_posts(page)
 
     page.keyboard.press("Enter")
 
-    # The first rank box is required and empty: the browser asks for it instead of sending.
-    expect(page.locator("#item .rank-input").first).to_be_focused()
+    # Nothing sent, a message says what to do, and no rank box took the focus (and the keys).
+    expect(page.get_by_test_id("ranking-status")).to_contain_text("Put the responses in order first")
+    expect(page.locator("#item .rank-input:focus")).to_have_count(0)
     page.wait_for_timeout(200)
     assert posts == []
     progress_shows(page, 0)
     assert not Judgment.objects.exists()
+    page.keyboard.press("b")
+    page.keyboard.press("ArrowUp")
+    expect(page.get_by_test_id("ranking-status")).to_contain_text("Response B is now rank 1")
+    expect(page.locator("#item li.rank-item").first).to_have_attribute("data-label", "B")
 
 
 def test_reopened_ranking_lists_the_stored_order_and_a_move_and_back_keeps_it(page, live_server):

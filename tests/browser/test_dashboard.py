@@ -1,6 +1,7 @@
 """The manager's dashboard in Chromium: what a manager sees after a day of labeling."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,10 @@ def test_annotator_cannot_open_the_dashboard(page: Page, db):
 
     response = page.goto(f"/p/{project.slug}/")
 
-    assert response.status == 404
+    assert response.status == 403
+    expect(page.get_by_test_id("error-page")).to_contain_text("Only the project's managers may do this.")
+    page.get_by_role("link", name="Back to your projects").click()
+    expect(page).to_have_url(re.compile(r"/$"))
 
 
 def test_a_big_projects_page_shows_the_stored_figures_then_reloads_with_new_ones(page: Page, db, settings):

@@ -81,6 +81,9 @@ def test_repeated_failed_logins_lock_the_account_out(client, annotator, settings
     locked = client.post(reverse("login"), {"username": "anna", "password": PASSWORD})
     assert locked.status_code == 429
     assert "_auth_user_id" not in client.session
+    page = locked.content.decode()  # the app's own page, saying for how long
+    assert 'data-testid="error-page"' in page and "Too many failed log-ins" in page
+    assert f"for {settings.AXES_COOLOFF_TIME * 60:.0f} minutes: try again after" in page
 
 
 @pytest.mark.parametrize("path", ["/signup/", "/accounts/signup/", "/register/", "/accounts/register/"])

@@ -43,7 +43,7 @@ def test_annotate_page_shows_prompt_both_responses_progress_and_guidelines(clien
     assert assignment.item.prompt[0]["content"] in html
     for response in assignment.item.responses.all():
         assert response.content in html
-    assert 'data-testid="progress"' in html and 'Judged by you: <strong data-testid="mine">0</strong>' in html
+    assert 'data-testid="progress"' in html and 'You judged <strong data-testid="mine">0</strong>' in html
     assert "<strong>better</strong>" in html  # guidelines rendered as markdown
     left_id = assignment.shown_order[0]
     assert re.search(rf'data-testid="response-A" data-response-id="{left_id}"', html)
@@ -72,7 +72,7 @@ def test_htmx_submit_stores_and_returns_the_next_item_partial(client_for, annota
     assert judgment.ranking == [[first.shown_order[1]], [first.shown_order[0]]]
     second = _current_assignment(annotator)
     assert second.pk != first.pk and str(second.pk) in html
-    assert 'Judged by you: <strong data-testid="mine">1</strong>' in html
+    assert 'You judged <strong data-testid="mine">1</strong>' in html
 
 
 def test_plain_post_without_javascript_redirects_to_the_next_item(client_for, annotator, project, items):
@@ -80,8 +80,11 @@ def test_plain_post_without_javascript_redirects_to_the_next_item(client_for, an
     client.get(reverse("annotate", args=[project.slug]))
     first = _current_assignment(annotator)
     response = client.post(reverse("judge", args=[project.slug, first.pk]), {"choice": "A"})
-    assert response.status_code == 302 and response["Location"] == reverse("annotate", args=[project.slug])
-    assert Judgment.objects.filter(assignment=first).exists()
+    judgment = Judgment.objects.get(assignment=first)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("annotate", args=[project.slug]) + f"?judged={judgment.pk}"
+    page = client.get(response["Location"]).content.decode()
+    assert reverse("revise", args=[project.slug, judgment.pk]) in page  # a way back to the judgment just made
 
 
 def test_double_submit_stores_one_judgment(client_for, annotator, project, items):
@@ -181,7 +184,7 @@ def test_overview_is_for_managers_only(client, manager, annotator, outsider, pro
     client.force_login(manager)
     assert client.get(url).status_code == 200
     client.force_login(annotator)
-    assert client.get(url).status_code == 404
+    assert client.get(url).status_code == 403  # she works in the project: "not yours to manage" leaks nothing
     client.force_login(outsider)
     assert client.get(url).status_code == 404
 

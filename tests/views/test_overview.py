@@ -21,10 +21,10 @@ def test_anonymous_is_sent_to_log_in(client, url):
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
 
-def test_annotator_gets_404(client, annotator, url):
+def test_annotator_gets_403(client, annotator, url):
     client.force_login(annotator)
 
-    assert client.get(url).status_code == 404
+    assert client.get(url).status_code == 403
 
 
 def test_outsider_gets_404(client, outsider, url):
@@ -112,8 +112,9 @@ def test_a_second_view_reads_the_cached_document(client, manager, judged, url, d
     client.force_login(manager)
     client.get(url)
 
-    # Session and user, the membership check, two counts and the stored document: no judgment is read.
-    with django_assert_max_num_queries(6):
+    # Session and user, the membership check, two counts, the stored document and the tabs' role:
+    # no judgment is read.
+    with django_assert_max_num_queries(7):
         assert client.get(url).status_code == 200
 
 

@@ -171,11 +171,11 @@ def test_query_count_of_a_stale_page_does_not_grow_with_the_project(
         assert "42 new judgments since" in client.get(url).content.decode()
 
 
-def test_annotators_and_outsiders_get_404(client, annotator, outsider, refresh_url, status_url):
-    for user in (annotator, outsider):
+def test_annotators_get_403_and_outsiders_404(client, annotator, outsider, refresh_url, status_url):
+    for user, status in ((annotator, 403), (outsider, 404)):
         client.force_login(user)
-        assert client.post(refresh_url).status_code == 404
-        assert client.get(status_url).status_code == 404
+        assert client.post(refresh_url).status_code == status
+        assert client.get(status_url).status_code == status
 
 
 def test_refresh_needs_post(client, manager, refresh_url, status_url):

@@ -58,8 +58,10 @@
       upcoming.remove();
       var error = item.querySelector(".error");
       if (error) { error.remove(); }
-      var mine = item.querySelector('[data-testid="mine"]');
-      if (mine) { mine.textContent = String(Number(mine.textContent) + 1); }
+      ["mine", "today"].forEach(function (name) {
+        var count = item.querySelector('[data-testid="' + name + '"]');
+        if (count) { count.textContent = String(Number(count.textContent) + 1); }
+      });
       reset();
       if (window.htmx) { window.htmx.process(item); }
     } else {
@@ -114,6 +116,7 @@
   function select(f, li) {
     items(f).forEach(function (other) { other.classList.remove("selected"); other.removeAttribute("aria-current"); });
     selected = li;
+    if (items(f).some(function (other) { return !other.querySelector(".rank-input").value; })) { renumber(f); }
     li.classList.add("selected");
     li.setAttribute("aria-current", "true");
     announce(f, "Selected response " + li.dataset.label + ".");
@@ -197,7 +200,7 @@
       event.preventDefault(); f.requestSubmit(); return;
     }
     if (key === "Escape" && typing(event.target)) { event.target.blur(); return; }
-    var skipReason = event.target.closest && event.target.closest("#item form.skip select");
+    var skipReason = event.target.name === "reason" && event.target.form && event.target.form.classList.contains("skip") ? event.target : null;
     if (key === "Enter" && skipReason && skipReason.value) {
       event.preventDefault(); skipReason.form.requestSubmit(); return;
     }
@@ -211,7 +214,7 @@
       var skip = document.querySelector("#item form.skip");
       if (skip) {
         event.preventDefault();
-        var reason = skip.querySelector("select");
+        var reason = skip.elements.namedItem("reason");  // in the decision bar, tied to the form by its form attribute
         if (reason && !reason.value) { reason.focus(); } else { skip.requestSubmit(); }
       }
       return;
@@ -237,6 +240,11 @@
       // Links, buttons and summaries keep their own Enter (e.g. "Skip this item").
       if (event.target.closest && event.target.closest("a, button, summary, select, [role=button]")) { return; }
       event.preventDefault();
+      if (isRanking(f) && items(f).some(function (li) { return !li.querySelector(".rank-input").value; })) {
+        // Untouched: say what to do, and keep the focus (and so the shortcuts) where it is.
+        announce(f, "Put the responses in order first: press a response's letter, then ↑ or ↓ to move it (= ties it with the one above).");
+        return;
+      }
       if (f.checkValidity()) { f.requestSubmit(); } else { f.reportValidity(); }
     }
   });

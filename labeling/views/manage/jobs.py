@@ -25,6 +25,7 @@ def _job_context(project: Project, job: Job) -> dict:
     status = job_status(job=job)
     return {
         "project": project,
+        "section": job.kind,  # the Import or Export tab
         "job": job,
         "status": status,
         "running": status["state"] in (Job.State.QUEUED, Job.State.RUNNING),
