@@ -5,8 +5,8 @@ responses of 200-600 characters) generated deterministically into a temp folder 
 JSONL and as Parquet (pyarrow, row groups of 100,000 rows), imported with
 `manage.py import_items` into a fresh migrated SQLite file (SQLITE_PATH) and a fresh
 PostgreSQL database (`feedback_io_bench`, created and dropped here). Export:
-judgments seeded with SQL (`INSERT ... SELECT generate_series`, overlap 1, every
-assignment submitted) into PostgreSQL and written with
+the same judgments seeded with SQL (`INSERT ... SELECT`, overlap 1, every assignment
+submitted) into a SQLite file and into PostgreSQL, and written with
 `manage.py export_preferences SLUG --out DIR` (hf format, default config).
 
 Every command runs in its own process; the figures are its wall time (Django start-up
@@ -32,6 +32,7 @@ re-makes just those summaries and keeps the measured runs of the last results;
 
 import argparse
 import contextlib
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -584,17 +585,116 @@ def seed_judgments(slug: str, rows: int) -> float:
     return round(time.perf_counter() - started, 1)
 
 
-def export_run(slug: str, rows: int, folder: Path, profile: Path | None = None) -> dict:
+# SEED_SQL's rows in SQLite's SQL, stored as Django stores them there: JSON as `json.dumps` writes it
+# (`[[12], [34]]`), UUIDs as 32 hex digits, booleans as 0/1; `md5` and `repeat` are Python
+# functions of the seeding connection (`seed_sqlite_judgments`).
+SQLITE_SEED_SQL = [
+    """
+    INSERT INTO labeling_item (project_id, external_id, prompt, metadata, reference, is_gold, gold_answer,
+                               priority, target, votes, filled, is_complete, withdrawn_at, created_at)
+    WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < :rows)
+    SELECT :project, 'q' || n,
+           '[{"role": "user", "content": "Question ' || n || ': ' || repeat(md5(n) || ' ', 2 + n % 6) || '"}]',
+           '{}', NULL, 0, NULL, 0, 1, 1, 1, 1, NULL, datetime('now', '-2 days')
+    FROM s
+    """,
+    """
+    INSERT INTO labeling_response (item_id, position, model, content, metadata)
+    SELECT i.id, v.position, 'model-' || ((i.id + v.position) % 8),
+           'Answer ' || v.position || ' to ' || i.external_id || '. '
+               || repeat(md5(i.id || ':' || v.position) || ' ', 6 + (i.id * 7 + v.position) % 12),
+           '{}'
+    FROM labeling_item AS i CROSS JOIN (SELECT 0 AS position UNION ALL SELECT 1) AS v
+    WHERE i.project_id = :project ORDER BY i.id, v.position
+    """,
+    "CREATE TEMP TABLE bench_pairs (item_id INTEGER PRIMARY KEY, r0 INTEGER, r1 INTEGER)",
+    """
+    INSERT INTO bench_pairs
+    SELECT r.item_id, min(r.id) FILTER (WHERE r.position = 0), min(r.id) FILTER (WHERE r.position = 1)
+    FROM labeling_response AS r JOIN labeling_item AS i ON i.id = r.item_id
+    WHERE i.project_id = :project GROUP BY r.item_id
+    """,
+    """
+    INSERT INTO labeling_assignment (id, project_id, item_id, annotator_id, state, queued, shown_order,
+                                     skip_reason, created_at, expires_at, finished_at)
+    SELECT md5('assignment:' || p.item_id), :project, p.item_id, u.id, 'submitted', 0,
+           CASE WHEN p.item_id % 2 = 0 THEN '[' || p.r0 || ', ' || p.r1 || ']'
+                ELSE '[' || p.r1 || ', ' || p.r0 || ']' END,
+           '', datetime('now', '-1 day'), datetime('now', '-1 day', '+30 minutes'),
+           datetime('now', '-1 day', '+' || (p.item_id % 600) || ' seconds')
+    FROM bench_pairs AS p
+    JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k FROM auth_user
+          WHERE username LIKE 'bench-annotator-%') AS u ON u.k = p.item_id % :annotators
+    """,
+    """
+    INSERT INTO labeling_judgment (id, assignment_id, project_id, item_id, annotator_id, ranking, strength,
+                                   both_bad, rationale, criteria, seconds, visible_seconds, revision, late,
+                                   created_at, updated_at)
+    SELECT md5('judgment:' || a.item_id), a.id, :project, a.item_id, a.annotator_id,
+           CASE WHEN a.item_id % 3 = 0 THEN '[[' || p.r1 || '], [' || p.r0 || ']]'
+                ELSE '[[' || p.r0 || '], [' || p.r1 || ']]' END,
+           1 + a.item_id % 3, 0, '', '{}', 5 + a.item_id % 90, NULL, 1, 0, a.finished_at, a.finished_at
+    FROM labeling_assignment AS a JOIN bench_pairs AS p ON p.item_id = a.item_id
+    WHERE a.project_id = :project
+    """,
+    "DROP TABLE bench_pairs",
+]
+
+
+def seed_sqlite_judgments(path: Path, slug: str, rows: int) -> float:
+    """`seed_judgments` for the SQLite file at `path`."""
+    started = time.perf_counter()
+    conn = sqlite3.connect(path)
+    try:
+        md5 = lambda value: hashlib.md5(str(value).encode(), usedforsecurity=False).hexdigest()  # noqa: E731
+        conn.create_function("md5", 1, md5, deterministic=True)
+        conn.create_function("repeat", 2, lambda text, count: text * count, deterministic=True)
+        project = conn.execute("SELECT id FROM labeling_project WHERE slug = ?", (slug,)).fetchone()[0]
+        conn.execute(
+            """
+            INSERT OR IGNORE INTO auth_user (password, last_login, is_superuser, username, first_name, last_name,
+                                             email, is_staff, is_active, date_joined)
+            WITH RECURSIVE s(u) AS (SELECT 1 UNION ALL SELECT u + 1 FROM s WHERE u < :annotators)
+            SELECT '!', NULL, 0, 'bench-annotator-' || printf('%03d', u), '', '', '', 0, 1, datetime('now') FROM s
+            """,
+            {"annotators": ANNOTATORS},
+        )
+        conn.execute(
+            """
+            INSERT INTO labeling_membership (project_id, user_id, role, created_at)
+            SELECT :project, id, 'annotator', datetime('now') FROM auth_user WHERE username LIKE 'bench-annotator-%'
+            """,
+            {"project": project},
+        )
+        for statement in SQLITE_SEED_SQL:
+            conn.execute(statement, {"project": project, "rows": rows, "annotators": ANNOTATORS})
+        conn.commit()
+        conn.execute("ANALYZE")
+    finally:
+        conn.close()
+    return round(time.perf_counter() - started, 1)
+
+
+def export_env(backend: str, folder: Path) -> dict:
+    """The environment of the export runs: the seeded SQLite file, or the seeded PostgreSQL database."""
+    if backend == "sqlite":
+        return django_env(sqlite_path=folder / "export.sqlite3")
+    return django_env(database_url=pg_url())
+
+
+def export_run(backend: str, slug: str, rows: int, folder: Path, profile: Path | None = None) -> dict:
     out = folder / f"export-{slug}"
     shutil.rmtree(out, ignore_errors=True)
+    env = export_env(backend, folder)
     if STATS_FIRST:  # the dataset card then reads the stored figures (as after the dashboard's refresh)
-        manage(django_env(database_url=pg_url()), "project_stats", slug)
+        manage(env, "project_stats", slug)
     runner = [PYTHON, "-m", "cProfile", "-o", str(profile)] if profile else [PYTHON]
     command = [*runner, str(ROOT / "manage.py"), "export_preferences", slug, "--out", str(out)]
-    print(f"  export postgres hf      {rows:>9,} judgments (load {os.getloadavg()[0]:.2f}) ...", end=" ", flush=True)
-    run = measured(command, django_env(database_url=pg_url()), folder / f"export-{slug}", server_db=PG_DB)
+    print(f"  export {backend:8} hf      {rows:>9,} judgments (load {os.getloadavg()[0]:.2f}) ...", end=" ", flush=True)
+    server_db = PG_DB if backend == "postgres" else None
+    run = measured(command, env, folder / f"export-{backend}-{slug}", server_db=server_db)
     found = re.search(r"train (\d+) rows from (\d+) items and (\d+) judgments", run["stdout"])
-    run.update(operation="export", backend="postgres", format="hf", rows=rows)
+    run.update(operation="export", backend=backend, format="hf", rows=rows)
     run["exported_rows"], run["judgments"] = (int(found.group(1)), int(found.group(3))) if found else (None, None)
     run["ok"] = run["returncode"] == 0 and run["judgments"] == rows and run["exported_rows"] == rows
     if run["ok"]:
@@ -745,13 +845,18 @@ def write_report(report: dict) -> None:
         lines.append("")
     exports = [r for r in report["runs"] if r["operation"] == "export"]
     if exports:
-        seeding = ", ".join(f"{int(k):,}: {v} s" for k, v in report.get("export_seeding_seconds", {}).items())
-        if report.get("export_database_reused"):
-            seeding = "earlier: --keep-db reused the projects of a kept database"
+        reused = report.get("export_database_reused", {})
+        seeding = "; ".join(
+            f"{backend}: earlier, --keep-db reused the projects of a kept database"
+            if reused.get(backend)
+            else f"{backend}: " + ", ".join(f"{int(k):,}: {v} s" for k, v in seconds.items())
+            for backend, seconds in report.get("export_seeding_seconds", {}).items()
+        )
         lines += [
-            "## Export (`manage.py export_preferences SLUG --out DIR`, hf, default config, PostgreSQL)",
+            "## Export (`manage.py export_preferences SLUG --out DIR`, hf, default config)",
             "",
-            f"Seeded with SQL, overlap 1, one exported pair per judgment (seeding took {seeding}). "
+            f"The same rows seeded with SQL into each database, overlap 1, one exported pair per judgment "
+            f"(seeding took {seeding}). "
             + (
                 "The project's stats were computed and stored before each export (untimed, `--stats-first`), "
                 "so the dataset card reads them."
@@ -851,34 +956,43 @@ def seeded(slug: str, rows: int) -> bool:
     return False
 
 
-def export_phase(report: dict, sizes: list[int], folder: Path, save) -> None:
-    """Seed one PostgreSQL database with a project per size, then export each.
+def export_phase(report: dict, sizes: list[int], backend: str, folder: Path, save) -> None:
+    """Seed one database (a SQLite file in `folder`, or PostgreSQL) with a project per size, then export each.
 
-    With --keep-db the projects a kept database already holds are not seeded again."""
-    reused = KEEP_DB and all(seeded(f"export-{rows}", rows) for rows in [BASELINE_ROWS, *sizes])
-    env = django_env(database_url=pg_url())
-    if not reused:
+    With --keep-db the projects a kept PostgreSQL database already holds are not seeded again
+    (the SQLite file goes with the run's temp folder)."""
+    postgres = backend == "postgres"
+    reused = postgres and KEEP_DB and all(seeded(f"export-{rows}", rows) for rows in [BASELINE_ROWS, *sizes])
+    env = export_env(backend, folder)
+    if postgres and not reused:
         pg_recreate()
+    if not reused:
         manage(env, "migrate", "--verbosity", "0")
-    report["export_seeding_seconds"] = {}
-    report["export_database_reused"] = reused
+    report.setdefault("export_seeding_seconds", {})[backend] = seeding = {}
+    report.setdefault("export_database_reused", {})[backend] = reused
     for rows in [] if reused else [BASELINE_ROWS, *sizes]:
         manage(env, "createproject", f"export-{rows}", "--overlap", "1")
-        seconds = seed_judgments(f"export-{rows}", rows)
-        report["export_seeding_seconds"][str(rows)] = seconds
-        print(f"Seeded {rows:,} judgments in {seconds} s", flush=True)
+        if postgres:
+            seconds = seed_judgments(f"export-{rows}", rows)
+        else:
+            seconds = seed_sqlite_judgments(folder / "export.sqlite3", f"export-{rows}", rows)
+        seeding[str(rows)] = seconds
+        print(f"Seeded {rows:,} judgments into {backend} in {seconds} s", flush=True)
     for rows in [BASELINE_ROWS, *sizes]:
         skip = past_deadline()
         report["runs"].append(
-            not_run("export", "postgres", "hf", rows) if skip else export_run(f"export-{rows}", rows, folder)
+            not_run("export", backend, "hf", rows) if skip else export_run(backend, f"export-{rows}", rows, folder)
         )
         save()
+    if not postgres:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(f"{folder / 'export.sqlite3'}{suffix}").unlink(missing_ok=True)
 
 
 def measure_phase(report: dict, sizes: list[int], backends: list[str], folder: Path, save, only: str = "") -> None:
-    """Exports first (one seeded database), then imports by size, so that a cut-short run still has every kind."""
-    if "postgres" in backends and only != "import":
-        export_phase(report, sizes, folder, save)
+    """Exports first (one seeded database each), then imports by size, so that a cut-short run still has every kind."""
+    for backend in backends if only != "import" else []:
+        export_phase(report, sizes, backend, folder, save)
     if only == "export":
         return
     files = generate_files(folder, sorted({BASELINE_ROWS, *sizes}))
@@ -911,7 +1025,7 @@ def profile_phase(report: dict, backends: list[str], folder: Path, save) -> None
         manage(env, "createproject", "export-profile", "--overlap", "1")
         seed_judgments("export-profile", PROFILE_ROWS)
         path = folder / "export.prof"
-        run = export_run("export-profile", PROFILE_ROWS, folder, path)
+        run = export_run("postgres", "export-profile", PROFILE_ROWS, folder, path)
         name = f"export of {PROFILE_ROWS:,} judgments (PostgreSQL)"
         report["profiles"][name] = {**summarize_profile(path, EXPORT_PARTS), **profile_context(run)}
         save()

@@ -6,7 +6,7 @@ the assignment's shown order). Each batch's items and responses are one query ea
 the batch's item ids as one array parameter on PostgreSQL, so no model instance and no
 per-value preparation is made for any row.
 
-`pair_tables` (the default config on PostgreSQL): batches of whole items as Arrow tables, read
+`pair_tables` (the default config, both databases): batches of whole items as Arrow tables, read
 without a Python object per row (`streams`), for the columnar path of `exporting.columnar`.
 """
 
@@ -117,8 +117,8 @@ def _batch(grouped: list[tuple[int, list[tuple]]]) -> Batch:
 
 
 def columnar(*, config: str) -> bool:
-    """Whether `pair_tables` can read for `config`: the default config, on PostgreSQL."""
-    return config == "default" and connection.vendor == "postgresql"
+    """Whether `pair_tables` can read for `config`: the default config (both databases)."""
+    return config == "default"
 
 
 PAIR_BATCH = 10_000  # judgments per batch of `pair_tables`

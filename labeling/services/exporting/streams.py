@@ -1,21 +1,35 @@
-"""PostgreSQL: a project's judgments, judged items and their responses as three Arrow streams in item order.
+"""A project's judgments, judged items and their responses as three Arrow streams in item order.
 
-Each stream is one plain statement that PostgreSQL answers from an index in item order (no
-per-batch statements, no aggregation, no JSON functions: those were most of the server's
-time). Outside a transaction, each is read by the ADBC PostgreSQL driver, which turns
-PostgreSQL's binary COPY into Arrow columns in C, on its own connection and in its own thread,
-so the server's three backends and the export's Python share both cores. The three connections
-read one snapshot (`pg_export_snapshot`, as `pg_dump --jobs` does), so they agree as one
-statement would. Inside a transaction (the caller's uncommitted rows are visible only on its
-own connection) the same statements are read through Django's connection instead.
+Each stream is one plain statement that the database answers from an index in item order (no
+per-batch statements, no aggregation, no JSON functions: those were most of PostgreSQL's
+time), the same on both databases but for a few spellings (`DIALECTS`). Outside a transaction,
+each is read by an ADBC driver on its own connection and in its own thread, so the database's
+work and the export's Python share both cores: on PostgreSQL the ADBC PostgreSQL driver, which
+turns binary COPY into Arrow columns in C; on SQLite the ADBC SQLite driver, which reads the
+database file (a second connection, as any reader of the file) into Arrow columns in C. The
+three connections read one snapshot, so they agree as one statement would: on PostgreSQL
+`pg_export_snapshot` (as `pg_dump --jobs` does); on SQLite each starts its read transaction
+while a fourth holds the write lock, so no write commits between them. Inside a transaction
+(the caller's uncommitted rows are visible only on its own connection), and for an in-memory
+SQLite database (no other connection sees it), the same statements are read through Django's
+connection instead.
 
 `aligned` cuts the three streams into chunks that hold every judgment, item and response of
 their items, in item order.
 """
 
+import contextlib
+import fcntl
+import functools
+import json
+import os
 import queue
+import subprocess
+import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -25,27 +39,39 @@ from django.db import connection
 from labeling.models import Item, Judgment, Response
 
 Prepare = Callable[[pa.RecordBatch], pa.RecordBatch]
-STREAM_BATCH_BYTES = 4 << 20  # the size of the record batches the driver hands out
+STREAM_BATCH_BYTES = 4 << 20  # the size of the record batches the PostgreSQL driver hands out
+STREAM_BATCH_ROWS = 16_384  # the rows of the record batches the SQLite driver hands out
+PIPE_BYTES = 1 << 20  # the buffer of each pipe from SQLite's reading process (Linux's default limit)
 STREAM_QUEUE = 3  # batches read ahead per stream
 CURSOR_ROWS = 10_000  # rows per fetch when reading through Django's connection (here and in `reading`)
 
 _J, _I, _R = Judgment._meta.db_table, Item._meta.db_table, Response._meta.db_table
-# PROJECT and GOLD are filled in by `statements`.
+# PROJECT and GOLD are filled in by `statements`, RANKING, PROMPT and NEWLINE from `DIALECTS`.
 # `id` last: judgments of one item made at the same instant come out in one order in every run.
 JUDGMENTS = (
-    f"SELECT j.item_id AS item_pk, j.strength, j.ranking::text AS ranking FROM {_J} AS j"  # noqa: S608
+    f"SELECT j.item_id AS item_pk, j.strength, RANKING AS ranking FROM {_J} AS j"  # noqa: S608
     " WHERE j.project_id = PROJECT ORDER BY j.item_id, j.created_at, j.id"
 )
 # The prompt as one line of JSON Lines, the input of `reading._messages` as it is.
 ITEMS = (
-    "SELECT i.id AS item_pk, i.external_id, '{\"p\":' || i.prompt::text || E'}\\n' AS prompt"  # noqa: S608
+    "SELECT i.id AS item_pk, i.external_id, '{\"p\":' || PROMPT || '}' || NEWLINE AS prompt"  # noqa: S608
     f" FROM {_I} AS i WHERE i.project_id = PROJECT GOLD"
-    f" AND EXISTS (SELECT FROM {_J} AS j WHERE j.project_id = PROJECT AND j.item_id = i.id) ORDER BY i.id"
+    f" AND EXISTS (SELECT 1 FROM {_J} AS j WHERE j.project_id = PROJECT AND j.item_id = i.id) ORDER BY i.id"
 )
 RESPONSES = (
     f"SELECT r.id, r.item_id AS item_pk, r.model, r.content FROM {_R} AS r"  # noqa: S608
     f" WHERE r.item_id IN (SELECT j.item_id FROM {_J} AS j WHERE j.project_id = PROJECT) ORDER BY r.item_id"
 )
+# The JSON columns as text: PostgreSQL writes jsonb in one canonical form on one line; SQLite keeps the
+# text Django wrote (`json.dumps`: one line too), whose line breaks, if any, can only be whitespace.
+DIALECTS = {
+    "postgresql": {"RANKING": "j.ranking::text", "PROMPT": "i.prompt::text", "NEWLINE": "chr(10)"},
+    "sqlite": {
+        "RANKING": "j.ranking",
+        "PROMPT": "replace(replace(i.prompt, char(13), ' '), char(10), ' ')",
+        "NEWLINE": "char(10)",
+    },
+}
 SCHEMAS = {
     "judgments": pa.schema([("item_pk", pa.int64()), ("strength", pa.int16()), ("ranking", pa.string())]),
     "items": pa.schema([("item_pk", pa.int64()), ("external_id", pa.string()), ("prompt", pa.string())]),
@@ -58,8 +84,9 @@ SCHEMAS = {
 _SETTINGS = ("SET LOCAL jit = off", "SET LOCAL max_parallel_workers_per_gather = 0")
 
 
-def statements(*, project_id: int, include_gold: bool) -> dict[str, str]:
-    """The three statements for a project, by stream name (`SCHEMAS`' keys).
+def statements(*, project_id: int, include_gold: bool, vendor: str | None = None) -> dict[str, str]:
+    """The three statements for a project, by stream name (`SCHEMAS`' keys), in `vendor`'s SQL
+    (Django's connection's by default).
 
     Only the items leave gold items out: a gold item's judgments and responses are few, and
     leaving them out in the other two statements made PostgreSQL scan every item of the
@@ -67,7 +94,12 @@ def statements(*, project_id: int, include_gold: bool) -> dict[str, str]:
     """
     gold = "" if include_gold else "AND NOT i.is_gold"
     found = {"judgments": JUDGMENTS, "items": ITEMS.replace("GOLD", gold), "responses": RESPONSES}
-    return {name: statement.replace("PROJECT", str(int(project_id))) for name, statement in found.items()}
+    spellings = {"PROJECT": str(int(project_id)), **DIALECTS[vendor or connection.vendor]}
+    for name, statement in found.items():
+        for word, spelled in spellings.items():
+            statement = statement.replace(word, spelled)
+        found[name] = statement
+    return found
 
 
 def aligned(
@@ -154,6 +186,9 @@ class _Sorted:
 def _opened(found: dict[str, str], prepared: dict[str, Prepare]):
     if connection.in_atomic_block:
         return _DjangoConnection(found, prepared)
+    if connection.vendor == "sqlite":
+        uri = _sqlite_uri()
+        return _DjangoConnection(found, prepared) if uri is None else _SQLiteProcess(found, prepared, uri)
     return _OwnConnections(found, prepared)
 
 
@@ -188,39 +223,44 @@ def _fetched(cursor, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
         )
 
 
-class _OwnConnections:
-    """Each statement on its own ADBC connection, read ahead by a thread; the three in one snapshot."""
+def _as_schema(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """The statement's columns in order as `schema`'s types, without the driver's field metadata.
+
+    The SQLite driver types each column from its first rows (an integer column as int64).
+    """
+    columns = [
+        column if column.type == field.type else column.cast(field.type)
+        for column, field in zip(batch.columns, schema, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+class _ReadAhead:
+    """Each stream's record batches read ahead by a thread of its own into a queue."""
 
     def __init__(self, found: dict[str, str], prepared: dict[str, Prepare]) -> None:
         self._found = found
         self._prepared = prepared
-        self._connections = []
         self._threads = []
         self._stop = threading.Event()
 
-    def __enter__(self) -> dict[str, Iterator[pa.RecordBatch]]:
-        import adbc_driver_postgresql.dbapi  # loaded only by an export that reads this way
+    def _sources(self) -> dict[str, Callable[[], Iterator[pa.RecordBatch]]]:
+        """By stream name, what its thread calls for the stream's record batches."""
+        raise NotImplementedError
 
-        conninfo = _conninfo()
+    def _stopping(self) -> None:
+        """Before the threads are joined: whatever makes a blocked read end."""
+
+    def _closed(self) -> None:
+        """After the threads are joined: close what `_sources` opened."""
+
+    def __enter__(self) -> dict[str, Iterator[pa.RecordBatch]]:
         try:
-            snapshot = None
-            for _ in self._found:
-                opened = adbc_driver_postgresql.dbapi.connect(conninfo, autocommit=True)
-                self._connections.append(opened)
-                with opened.cursor() as cursor:
-                    cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    if snapshot is None:
-                        cursor.execute("SELECT pg_export_snapshot()")
-                        snapshot = cursor.fetchone()[0]
-                    else:
-                        cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-                    for setting in _SETTINGS:
-                        cursor.execute(setting)
             readers = {}
-            for (name, statement), opened in zip(self._found.items(), self._connections, strict=True):
+            for name, source in self._sources().items():
                 batches: queue.Queue = queue.Queue(STREAM_QUEUE)
                 thread = threading.Thread(
-                    target=self._read, args=(opened, name, statement, batches), name=f"export-{name}", daemon=True
+                    target=self._read, args=(name, source, batches), name=f"export-{name}", daemon=True
                 )
                 thread.start()
                 self._threads.append(thread)
@@ -230,18 +270,13 @@ class _OwnConnections:
             self.__exit__()
             raise
 
-    def _read(self, opened, name: str, statement: str, batches: queue.Queue) -> None:
-        """The thread: every record batch of the statement, prepared, into `batches`; then None (or the error)."""
+    def _read(self, name: str, source, batches: queue.Queue) -> None:
+        """The thread: every record batch of the stream, prepared, into `batches`; then None (or the error)."""
         schema, prepare = SCHEMAS[name], self._prepared[name]
         try:
-            with opened.cursor() as cursor:
-                cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(STREAM_BATCH_BYTES)})
-                cursor.execute(statement)
-                with cursor.fetch_record_batch() as reader:
-                    for batch in reader:
-                        # The statement's columns in order, without the driver's field metadata.
-                        if not self._put(batches, prepare(pa.RecordBatch.from_arrays(batch.columns, schema=schema))):
-                            return
+            for batch in source():
+                if not self._put(batches, prepare(_as_schema(batch, schema))):
+                    return
             self._put(batches, None)
         except BaseException as error:  # handed to the reading thread, which raises it
             self._put(batches, error)
@@ -264,10 +299,133 @@ class _OwnConnections:
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
+        self._stopping()
         for thread in self._threads:
             thread.join()
+        self._closed()
+
+
+class _OwnConnections(_ReadAhead):
+    """PostgreSQL: each statement on its own ADBC connection, read ahead by a thread; the three in one snapshot."""
+
+    def __init__(self, found: dict[str, str], prepared: dict[str, Prepare]) -> None:
+        super().__init__(found, prepared)
+        self._connections = []
+
+    def _sources(self):
+        import adbc_driver_postgresql.dbapi  # loaded only by an export that reads this way
+
+        conninfo = _conninfo()
+        snapshot = None
+        for _ in self._found:
+            opened = adbc_driver_postgresql.dbapi.connect(conninfo, autocommit=True)
+            self._connections.append(opened)
+            with opened.cursor() as cursor:
+                cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                if snapshot is None:
+                    cursor.execute("SELECT pg_export_snapshot()")
+                    snapshot = cursor.fetchone()[0]
+                else:
+                    cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+                for setting in _SETTINGS:
+                    cursor.execute(setting)
+        return {
+            name: functools.partial(self._batches, opened, statement)
+            for (name, statement), opened in zip(self._found.items(), self._connections, strict=True)
+        }
+
+    @staticmethod
+    def _batches(opened, statement: str) -> Iterator[pa.RecordBatch]:
+        with opened.cursor() as cursor:
+            cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(STREAM_BATCH_BYTES)})
+            cursor.execute(statement)
+            with cursor.fetch_record_batch() as reader:
+                yield from reader
+
+    def _closed(self) -> None:
         for opened in self._connections:
             opened.close()
+
+
+class _SQLiteProcess(_ReadAhead):
+    """SQLite: the statements read by the ADBC SQLite driver in a process of its own (`sqlite_process`),
+    each on its own connection, in one snapshot; their record batches come back through a pipe each.
+
+    Not in this process: the driver carries its own copy of SQLite, and two copies in one process
+    that open the same database file clear each other's POSIX locks when either closes the file
+    (https://www.sqlite.org/howtocorrupt.html, "Multiple copies of SQLite linked into the same
+    application"), which can corrupt it while Django's connections write.
+    """
+
+    def __init__(self, found: dict[str, str], prepared: dict[str, Prepare], uri: str) -> None:
+        super().__init__(found, prepared)
+        self._uri = uri
+        self._process: subprocess.Popen | None = None
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by `_closed`)
+
+    def _sources(self):
+        pipes = {name: os.pipe() for name in self._found}
+        try:
+            for _, written in pipes.values():  # fewer, larger copies between the processes (Linux)
+                with contextlib.suppress(AttributeError, OSError):
+                    fcntl.fcntl(written, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+            job = {
+                "uri": self._uri,
+                "timeout_ms": int(float(connection.settings_dict["OPTIONS"].get("timeout", 5)) * 1000),
+                "batch_rows": STREAM_BATCH_ROWS,
+                "statements": [[statement, pipes[name][1]] for name, statement in self._found.items()],
+            }
+            self._process = subprocess.Popen(  # noqa: S603 (this interpreter, a file of this package)
+                [sys.executable, "-I", str(Path(__file__).with_name("sqlite_process.py"))],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=self._errors,
+                pass_fds=[written for _, written in pipes.values()],
+            )
+            with self._process.stdin as job_input:
+                job_input.write(json.dumps(job).encode())
+        except BaseException:
+            for read, _ in pipes.values():
+                os.close(read)
+            raise
+        finally:
+            for _, written in pipes.values():
+                os.close(written)
+        return {name: functools.partial(self._batches, read) for name, (read, _) in pipes.items()}
+
+    def _batches(self, read: int) -> Iterator[pa.RecordBatch]:
+        with open(read, "rb") as pipe:
+            try:
+                with pa.ipc.open_stream(pipe) as reader:
+                    yield from reader
+            except (pa.ArrowInvalid, OSError) as error:  # the stream stopped short: the process says why
+                raise RuntimeError(f"Reading the SQLite database failed: {self._failure()}") from error
+
+    def _failure(self) -> str:
+        if not self._stop.is_set() and self._process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=1)  # the process writes the error before it closes the stream
+        self._errors.seek(0)
+        lines = self._errors.read().decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else "the reading process stopped"
+
+    def _stopping(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+
+    def _closed(self) -> None:
+        if self._process is not None:
+            self._process.wait()
+        self._errors.close()
+
+
+def _sqlite_uri() -> str | None:
+    """Django's SQLite database as a URI for another connection (Django opens its NAME as a URI too);
+    None for an in-memory database, which no other connection sees."""
+    if connection.is_in_memory_db():
+        return None
+    name = str(connection.settings_dict["NAME"])
+    return name if name.startswith("file:") else Path(name).resolve().as_uri()
 
 
 def _conninfo() -> str:
