@@ -20,7 +20,7 @@ from django.db.models import QuerySet
 
 from labeling.models import Job, Project
 from labeling.services.errors import InvalidInput, NotFound
-from labeling.services.importing import items_import
+from labeling.services.importing import ImportRejected, items_import
 from labeling.services.jobs import job_import_start, upload_checked, upload_format_checked, upload_save
 from labeling.services.parsing.readers import RowError, read_rows
 from labeling.services.parsing.shapes import NormalizedItem, RowInvalid, detect_shape, normalize
@@ -89,6 +89,8 @@ def staged_preview(*, project: Project, user: AbstractBaseUser, upload_id: str, 
     try:
         # skip_invalid: count what the valid rows would add, and list the invalid ones.
         report = items_import(project=project, path=path, fmt=fmt, dry_run=True, skip_invalid=True)
+    except ImportRejected as error:  # not one valid row: refused, with the rows' reasons
+        report, preview.error = error.report, error.message.splitlines()[0]
     except InvalidInput as error:
         preview.error = error.message
         return preview

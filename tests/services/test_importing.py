@@ -404,7 +404,7 @@ def test_every_invalid_row_is_counted_and_the_list_is_capped(project, write_json
 
     message = import_rejected(project, write_jsonl(rows))
 
-    assert message.startswith("150 of 150 rows are invalid")
+    assert message.startswith("None of the 150 rows is valid")
     assert "row 100:" in message and "row 101:" not in message
     assert "... and 50 more" in message
 
@@ -481,6 +481,24 @@ def test_invalid_rows_in_a_parquet_file_are_numbered(project, tmp_path):
 
 
 # -- skip-invalid, dry run, re-import ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("wrong.csv", "question,answer\nWhat?,This.\nWhy?,Because.\n"),  # columns of no known shape
+        ("binary.jsonl", "\x00\x01\x02 not json\n\x7f\x03\n"),
+    ],
+)
+def test_a_file_without_one_valid_row_is_refused_even_with_skip_invalid(project, tmp_path, name, content):
+    path = tmp_path / name
+    path.write_text(content)
+
+    with pytest.raises(ImportRejected, match=r"None of the 2 rows is valid; nothing was imported") as refused:
+        items_import(project=project, path=path, skip_invalid=True)
+
+    assert [number for number, _ in refused.value.report.rejected] == [1, 2]
+    assert Item.objects.filter(project=project).count() == 0
 
 
 def test_skip_invalid_imports_the_good_rows_and_reports_the_bad_ones(project, tmp_path):

@@ -6,6 +6,7 @@ import zipfile
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -409,6 +410,18 @@ def test_a_file_with_a_bad_row_is_previewed_with_its_error_and_nothing_is_import
     assert 'data-testid="row-errors"' in html and "<td>5</td>" in html and "is not valid JSON" in html
     assert 'data-testid="shape">flat_pair<' in html and "Import the 3 valid items only" in html
     assert Item.objects.filter(project=project).count() == before
+
+
+def test_a_file_with_no_valid_row_is_refused_with_its_reasons_and_offers_no_import(client, world):
+    project = world["project"]
+    client.force_login(world["users"]["manager"])
+    upload = SimpleUploadedFile("wrong.csv", b"question,answer\nWhat?,This.\n", content_type="text/csv")
+    html = client.post(
+        reverse("manage_import", args=[project.slug]), {"file": upload, "format": "auto"}
+    ).content.decode()
+    assert "The file&#x27;s only row is invalid; nothing was imported" in html
+    assert 'data-testid="row-errors"' in html and "<td>1</td>" in html
+    assert 'data-testid="start-import"' not in html and "valid items only" not in html
 
 
 def test_the_preview_renders_untrusted_text_safely(client, world):

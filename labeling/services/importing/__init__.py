@@ -33,9 +33,13 @@ class ImportRejected(InvalidInput):
         lines = [f"row {number}: {reason}" for number, reason in report.rejected]
         if more:
             lines.append(f"... and {more} more")
-        super().__init__(
-            f"{report.rejected_count} of {report.rows} rows are invalid; nothing was imported.\n" + "\n".join(lines)
-        )
+        if report.rows == 1 and report.rejected_count:
+            summary = "The file's only row is invalid; nothing was imported."
+        elif report.rejected_count >= report.rows:
+            summary = f"None of the {report.rows} rows is valid; nothing was imported."
+        else:
+            summary = f"{report.rejected_count} of {report.rows} rows are invalid; nothing was imported."
+        super().__init__(summary + "\n" + "\n".join(lines))
         self.report = report
 
 
@@ -62,7 +66,7 @@ def items_import(
         with older_objects_frozen(), transaction.atomic():
             with parsed_batches(path, fmt, skip_invalid=skip_invalid) as batches:
                 _import_rows(project, batches, report, skip_invalid, progress, write=not dry_run)
-            if report.rejected_count and not skip_invalid:
+            if report.rejected_count and (not skip_invalid or _no_valid_row(report)):
                 raise _Rollback
             if dry_run:
                 raise _Rollback
@@ -71,12 +75,17 @@ def items_import(
                 # not from those of the project before it (see sql.tables_analyze).
                 transaction.on_commit(lambda: sql.tables_analyze(Item, Response))
     except _Rollback:
-        if report.rejected_count and not skip_invalid:
+        if report.rejected_count and (not skip_invalid or _no_valid_row(report)):
             report.imported = 0
             raise ImportRejected(report) from None
     if report.rows == 0:
         raise InvalidInput(f"'{Path(path).name}' holds no rows.")
     return report
+
+
+def _no_valid_row(report: ImportReport) -> bool:
+    """Every row was refused: even with `skip_invalid` such a file is refused, never "imported"."""
+    return report.rows > 0 and report.rejected_count >= report.rows
 
 
 def _import_rows(project, batches, report: ImportReport, skip_invalid: bool, progress, *, write: bool) -> None:
