@@ -7,6 +7,7 @@ for DEBUG runs only.
 """
 
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -123,6 +124,8 @@ INSTALLED_APPS = [
 # passing /api/ requests (bearer tokens, JSON) straight through.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from STATIC_ROOT (after `collectstatic`), compressed, before anything else runs.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "feedback.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -217,6 +220,15 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
+# `collectstatic` writes a gzip copy of each file beside it; WhiteNoise serves it to browsers
+# that accept it (the annotate page's script and styles: 80 KB as sent, about 25 KB compressed).
+# Until `collectstatic` has run (development, tests) there is no STATIC_ROOT, and runserver or the
+# test server serves the files from the apps; WhiteNoise's warning about it says nothing new.
+warnings.filterwarnings("ignore", message="No directory at: ", category=UserWarning)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
