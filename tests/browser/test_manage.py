@@ -97,6 +97,8 @@ def test_manager_creates_imports_adds_an_annotator_and_exports(page, live_server
     expect(page.get_by_test_id("job-result")).to_contain_text("Imported 4 items")
     expect(page).to_have_url(re.compile(r"/p/arith/import/$"))  # swapped in place, no navigation
     assert Item.objects.filter(project__slug="arith").count() == 4
+    # The list of recent imports shows it as soon as it ends, without a reload.
+    expect(page.get_by_test_id("imports")).to_contain_text("4 imported of 4 rows")
 
     # A new annotator, created with a password.
     page.get_by_role("link", name="Members").click()
@@ -140,7 +142,6 @@ def test_manager_creates_imports_adds_an_annotator_and_exports(page, live_server
     assert all(row["chosen"][0]["content"] != "**no idea**" for row in train)
     assert "Prefer the **correct** answer." in (folder / "README.md").read_text()
 
-    # The past exports list shows it with its settings and checksum.
-    page.reload()
+    # The past exports list shows it with its settings and checksum, without a reload.
     expect(page.get_by_test_id("exports")).to_contain_text(job.checksum)
     expect(page.get_by_test_id("exports")).to_contain_text("default, conversational, all, margin")

@@ -21,23 +21,35 @@ from labeling.views.manage.forms import ExportForm, ImportForm
 JOB_PARTIAL = "labeling/manage/job.html#job"
 
 
-def _job_context(project: Project, job: Job) -> dict:
+RECENT = {Job.Kind.IMPORT: 20, Job.Kind.EXPORT: 50}  # jobs listed under the Import and Export pages
+
+
+def _job_context(project: Project, job: Job, *, swap_recent: bool = False) -> dict:
+    """`swap_recent` (htmx, on the Import or Export page): once the job has ended, the page's
+    list of recent jobs comes along out of band, so it shows the job without a reload."""
     status = job_status(job=job)
-    return {
+    running = status["state"] in (Job.State.QUEUED, Job.State.RUNNING)
+    context = {
         "project": project,
         "section": job.kind,  # the Import or Export tab
         "job": job,
         "status": status,
-        "running": status["state"] in (Job.State.QUEUED, Job.State.RUNNING),
+        "running": running,
         "percent": round(100 * status["rows_done"] / status["rows_total"]) if status["rows_total"] else None,
     }
+    if swap_recent and not running:
+        context["recent"] = {
+            "template": f"labeling/manage/_recent_{job.kind}s.html",
+            "jobs": jobs_recent(project=project, kind=job.kind, limit=RECENT[job.kind]),
+        }
+    return context
 
 
 def _started(request: HtmxHttpRequest, project: Project, job: Job) -> HttpResponse:
     """After starting a job: its progress in place (htmx), else its own page."""
     if request.htmx:
         job.refresh_from_db()
-        return render(request, JOB_PARTIAL, _job_context(project, job))
+        return render(request, JOB_PARTIAL, _job_context(project, job, swap_recent=True))
     return redirect("manage_job", slug=project.slug, job_id=job.pk)
 
 
@@ -64,7 +76,7 @@ def import_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         "project": project,
         "form": form,
         "preview": preview,
-        "jobs": jobs_recent(project=project, kind=Job.Kind.IMPORT, limit=20),
+        "jobs": jobs_recent(project=project, kind=Job.Kind.IMPORT, limit=RECENT[Job.Kind.IMPORT]),
         "section": "import",
     }
     return render(request, "labeling/manage/import.html", context, status=status)
@@ -118,7 +130,7 @@ def export_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     context = {
         "project": project,
         "form": form,
-        "jobs": jobs_recent(project=project, kind=Job.Kind.EXPORT, limit=50),
+        "jobs": jobs_recent(project=project, kind=Job.Kind.EXPORT, limit=RECENT[Job.Kind.EXPORT]),
         "section": "export",
     }
     if form.errors and request.htmx:
@@ -138,7 +150,7 @@ def export_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 def job_page(request: HtmxHttpRequest, slug: str, job_id: str) -> HttpResponse:
     """A job's state and progress; htmx polls the `#job` partial every second until it ends."""
     project = project_for_manager(request.user, slug)
-    context = _job_context(project, job_in_project(project, job_id))
+    context = _job_context(project, job_in_project(project, job_id), swap_recent=bool(request.htmx))
     return render(request, JOB_PARTIAL if request.htmx else "labeling/manage/job.html", context)
 
 
