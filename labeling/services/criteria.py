@@ -14,7 +14,22 @@ from labeling.services.text import text_checked
 TYPES = ("likert", "flag", "text")
 LIKERT = range(1, 6)
 MAX_TEXT = 2000
-_KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+MAX_KEY = 40
+MAX_LABEL = 200
+_KEY = re.compile(rf"^[a-z][a-z0-9_]{{0,{MAX_KEY - 1}}}$")
+
+
+class CriterionInvalid(InvalidInput):
+    """One criterion at fault: its place in the list (0-based) and the field, for a form to show the error beside it.
+
+    `message` names the entry as `criteria[i].field` (the API's words); `reason` says the same for a
+    form's row ("Key 'x' is used twice.").
+    """
+
+    def __init__(self, *, index: int, field: str | None, reason: str):
+        super().__init__(f"criteria[{index}]" + (f".{field}" if field else "") + f" {reason}")
+        self.index, self.field = index, field
+        self.reason = f"{(field or 'this criterion').capitalize()} {reason}"
 
 
 def criteria_definitions_validate(definitions) -> list[dict]:
@@ -25,22 +40,31 @@ def criteria_definitions_validate(definitions) -> list[dict]:
         raise InvalidInput("Criteria must be a list of {key, label, type} objects.")
     result, keys = [], set()
     for index, entry in enumerate(definitions):
-        where = f"criteria[{index}]"
         if not isinstance(entry, dict):
-            raise InvalidInput(f"{where} must be an object with key, label and type.")
+            raise CriterionInvalid(index=index, field=None, reason="must be an object with key, label and type.")
         key = entry.get("key")
         if not isinstance(key, str) or not _KEY.match(key):
-            raise InvalidInput(f"{where}.key must be lowercase letters, digits or _ (got {key!r}).")
+            raise CriterionInvalid(
+                index=index,
+                field="key",
+                reason=f"must be lowercase letters, digits or _ (got {key!r}): "
+                f"start with a letter, at most {MAX_KEY} characters.",
+            )
         if key in keys:
-            raise InvalidInput(f"{where}.key '{key}' is used twice.")
+            raise CriterionInvalid(index=index, field="key", reason=f"'{key}' is used twice.")
         keys.add(key)
         kind = entry.get("type")
         if kind not in TYPES:
-            raise InvalidInput(f"{where}.type must be one of {', '.join(TYPES)} (got {kind!r}).")
+            raise CriterionInvalid(
+                index=index, field="type", reason=f"must be one of {', '.join(TYPES)} (got {kind!r})."
+            )
         label = entry.get("label") or key.replace("_", " ").capitalize()
-        if not isinstance(label, str) or len(label) > 200:
-            raise InvalidInput(f"{where}.label must be text of at most 200 characters.")
-        text_checked(label, f"{where}.label")
+        if not isinstance(label, str) or len(label) > MAX_LABEL:
+            raise CriterionInvalid(
+                index=index, field="label", reason=f"must be text of at most {MAX_LABEL} characters."
+            )
+        if "\x00" in label:
+            raise CriterionInvalid(index=index, field="label", reason="contains a NUL byte; remove it.")
         result.append(
             {
                 "key": key,

@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 from labeling.models import Item, Job, Membership, Project, Response
 from labeling.services.assignment import assignment_next
 from labeling.services.judgments import judgment_submit, ranking_from_choice
+from tests.browser.screens import save_screenshot
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.browser
@@ -92,6 +93,7 @@ def test_manager_creates_imports_adds_an_annotator_and_exports(page, live_server
     page.get_by_role("button", name="Check the file").click()
     expect(page.get_by_test_id("invalid-rows")).to_have_text("0")
     expect(page.get_by_test_id("new-items")).to_have_text("4")
+    save_screenshot(page, "manager-import-preview")
     page.get_by_role("button", name="Import 4 items").click()
     expect(page.get_by_test_id("job-state")).to_have_text("Succeeded")
     expect(page.get_by_test_id("job-result")).to_contain_text("Imported 4 items")

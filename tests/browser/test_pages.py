@@ -5,9 +5,7 @@ errors) passes an axe-core audit with no serious or critical violation.
 With UPDATE_SCREENSHOTS set, the pages are also saved under docs/screenshots/.
 """
 
-import os
 import random
-from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
@@ -18,11 +16,11 @@ from playwright.sync_api import Page, expect
 from labeling.models import Item, Membership, Project, Response
 from labeling.services.assignment import assignment_next
 from labeling.services.judgments import judgment_submit, ranking_from_choice
+from tests.browser.screens import save_screenshot
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 WORDS = (
     "the", "model", "should", "answer", "the", "question", "directly", "and", "say", "when", "it", "does", "not",
     "know", "while", "staying", "polite", "and", "careful", "about", "safety", "so", "a", "long", "reply", "keeps",
@@ -65,12 +63,6 @@ def in_viewport(page: Page, locator) -> bool:
     box = locator.bounding_box()
     size = page.viewport_size
     return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= size["height"] and box["x"] >= 0
-
-
-def save_screenshot(page: Page, name: str) -> None:
-    if os.environ.get("UPDATE_SCREENSHOTS"):
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
 
 @pytest.mark.parametrize("viewport", LAPTOPS, ids=lambda size: f"{size['width']}x{size['height']}")

@@ -13,6 +13,7 @@ from labeling.models import ApiToken, Assignment, Item, Job, Judgment, Membershi
 from labeling.services.assignment import assignment_next
 from labeling.services.errors import Conflict, InvalidInput, NotFound
 from labeling.services.items import (
+    gold_answer_from_labels,
     gold_answer_from_ranks,
     item_gold_set,
     item_priority_set,
@@ -20,6 +21,8 @@ from labeling.services.items import (
     item_withdraw,
     items_page,
     items_search,
+    plain_excerpt,
+    ranking_label,
 )
 from labeling.services.judgments import judgment_submit, ranking_from_choice
 from labeling.services.manage import import_preview, staged_discard, staged_import_start
@@ -325,6 +328,22 @@ def test_gold_answers_are_rankings_of_every_position(project):
     assert not item_gold_set(item=item, answer=None).is_gold
 
 
+def test_the_items_page_letters_are_positions(project):
+    """A = position 0, B = position 1…: letters in, rankings of positions stored, letters out."""
+    assert gold_answer_from_labels(count=2, choice="B") == [[1], [0]]
+    assert gold_answer_from_labels(count=2, choice="tie") == [[0, 1]]
+    assert gold_answer_from_labels(count=3, ranks={"A": "2", "B": "1", "C": "3"}) == [[1], [0], [2]]
+    with pytest.raises(InvalidInput, match="Choose the gold answer: A, B or Tie"):
+        gold_answer_from_labels(count=2)
+    with pytest.raises(InvalidInput, match="Give each of the 3 responses a rank"):
+        gold_answer_from_labels(count=3, ranks={"A": "1", "B": "2", "C": ""})
+    assert ranking_label([[1], [0]], count=2) == "B over A"
+    assert ranking_label([[0, 1]], count=2) == "Tie"
+    assert ranking_label([[2], [0, 1], [3]], count=4) == "C > A = B > D"
+    assert plain_excerpt("## Title\n\nSome **bold** `code`\n\n- one\n- two") == "Title Some bold code one two"
+    assert plain_excerpt("word " * 100, limit=20) == "word word word word…"
+
+
 def test_priority_orders_the_work(project, annotator):
     first, second = ItemFactory(project=project), ItemFactory(project=project)
     item_priority_set(item=second, priority="5")
@@ -349,12 +368,14 @@ def test_items_are_found_by_external_id_and_prompt_text(project):
 def test_an_items_page_shows_who_judged_what(project, annotator):
     ItemFactory(project=project)
     judgment = _judge(project, annotator, choice="B")
-    page, rows = items_page(project=project)
+    item = judgment.item
+    page, rows = items_page(project=project, open_id=item.pk)
     (row,) = rows
-    positions = {response.pk: response.position for response in row.responses}
-    expected = " > ".join(str(positions[group[0]]) for group in judgment.ranking)
+    label = {response.pk: response.label for response in row.detail.responses}
+    expected = " over ".join(label[group[0]] for group in judgment.ranking)  # "B over A": letters by position
     assert page.paginator.count == 1
-    assert (row.judgments[0].annotator, row.judgments[0].ranking) == ("anna", expected)
+    assert (row.detail.judgments[0].annotator, row.detail.judgments[0].ranking) == ("anna", expected)
+    assert (row.majority, row.majority_votes, row.judged) == (expected, 1, 1)
 
 
 # -- imports checked before they run ---------------------------------------------------

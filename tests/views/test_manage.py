@@ -19,6 +19,7 @@ from labeling.services.jobs import job_export_start, run_job
 from labeling.services.judgments import judgment_submit, ranking_from_choice
 from labeling.services.projects import token_create
 from tests.factories import PASSWORD, ItemFactory, MembershipFactory
+from tests.views.test_manage_criteria import criteria_fields
 
 HTMX = {"HX-Request": "true"}
 GOOD_ROWS = [
@@ -108,7 +109,7 @@ def _routes(world, *, with_job: bool) -> list[tuple[str, str, str, dict, int]]:
             else []
         ),
         ("items", "GET", reverse("manage_items", args=[slug]), {}, 200),
-        ("gold", "POST", reverse("manage_item_gold", args=[slug]), {"item": item.pk, "rank_0": 1, "rank_1": 2}, 302),
+        ("gold", "POST", reverse("manage_item_gold", args=[slug]), {"item": item.pk, "answer": "A"}, 302),
         ("priority", "POST", reverse("manage_item_priority", args=[slug]), {"item": item.pk, "priority": 3}, 302),
         ("withdraw", "POST", reverse("manage_item_withdraw", args=[slug]), {"item": item.pk}, 302),
         ("restore", "POST", reverse("manage_item_restore", args=[slug]), {"item": item.pk}, 302),
@@ -226,7 +227,7 @@ def _settings_form(project: Project, **changes) -> dict:
         "lease_seconds": project.lease_seconds,
         "order": project.order,
         "gold_rate": project.gold_rate,
-        "criteria": json.dumps(project.criteria) if project.criteria else "",
+        **criteria_fields(project.criteria, initial=len(project.criteria)),
         "skip_reasons": "\n".join(project.skip_reasons),
         "license": project.license,
         **changes,
@@ -240,7 +241,7 @@ def test_a_manager_changes_the_settings(client, project, manager):
         project,
         title="Helpfulness",
         skip_reasons="Unreadable\nOffensive\n",
-        criteria='[{"key": "helpful", "type": "likert"}]',
+        **criteria_fields([{"key": "helpful", "type": "likert", "per_response": True}]),
         rationale_required="on",
         overlap=3,
     )
@@ -269,16 +270,16 @@ def test_locked_settings_say_why_and_a_refused_change_changes_nothing(client, wo
 
 
 @pytest.mark.parametrize(
-    ("criteria", "message"),
+    ("row", "message"),
     [
-        ("[{oops", "Not valid JSON"),
-        ('[{"key": "Bad Key", "type": "likert"}]', "criteria[0].key must be lowercase"),
-        ('[{"key": "ok", "type": "stars"}]', "criteria[0].type must be one of likert, flag, text"),
+        ({"key": "Bad Key", "type": "likert"}, "Key must be lowercase letters, digits or _"),
+        ({"key": "ok", "type": "stars"}, "Select a valid choice"),
     ],
 )
-def test_criteria_errors_name_the_entry(client, project, manager, criteria, message):
+def test_criteria_errors_name_the_entry(client, project, manager, row, message):
     client.force_login(manager)
-    response = client.post(reverse("manage_settings", args=[project.slug]), _settings_form(project, criteria=criteria))
+    form = _settings_form(project, **criteria_fields([row]))
+    response = client.post(reverse("manage_settings", args=[project.slug]), form)
     assert response.status_code == 422 and message in response.content.decode()
 
 
@@ -518,12 +519,12 @@ def test_items_are_listed_with_their_judgments_and_found_by_search(client, world
     project = world["project"]
     client.force_login(world["users"]["manager"])
     judged = world["judgment"].item
-    page = client.get(reverse("manage_items", args=[project.slug])).content.decode()
+    page = client.get(reverse("manage_items", args=[project.slug]), {"open": judged.pk}).content.decode()
     assert f'data-testid="item-{judged.external_id}"' in page and "<td>anna</td>" in page
     found = client.get(reverse("manage_items", args=[project.slug]), {"q": judged.external_id}).content.decode()
-    assert found.count('class="item card') == 1
+    assert found.count('class="item-group') == 1
     by_prompt = client.get(reverse("manage_items", args=[project.slug]), {"q": judged.prompt[0]["content"]})
-    assert by_prompt.content.decode().count('class="item card') == 1
+    assert by_prompt.content.decode().count('class="item-group') == 1
 
 
 def _count_queries(client, url) -> int:
@@ -548,18 +549,14 @@ def test_gold_priority_withdraw_and_restore_from_the_items_page(client, world):
     project = world["project"]
     item = world["judgment"].item
     client.force_login(world["users"]["manager"])
-    gold = client.post(
-        reverse("manage_item_gold", args=[project.slug]), {"item": item.pk, "rank_0": "2", "rank_1": "1"}, headers=HTMX
-    )
+    gold = client.post(reverse("manage_item_gold", args=[project.slug]), {"item": item.pk, "answer": "B"}, headers=HTMX)
     assert gold.status_code == 200 and gold.content.decode().lstrip().startswith(
-        f'<article class="item card" id="item-{item.pk}"'
+        f'<tbody class="item-group" id="item-{item.pk}"'
     )
     item.refresh_from_db()
     assert item.is_gold and item.gold_answer == [[1], [0]]
-    refused = client.post(
-        reverse("manage_item_gold", args=[project.slug]), {"item": item.pk, "rank_0": "1"}, headers=HTMX
-    )
-    assert refused.status_code == 422 and "Give each of the 2 responses a rank" in refused.content.decode()
+    refused = client.post(reverse("manage_item_gold", args=[project.slug]), {"item": item.pk}, headers=HTMX)
+    assert refused.status_code == 422 and "Choose the gold answer: A, B or Tie." in refused.content.decode()
     client.post(reverse("manage_item_gold", args=[project.slug]), {"item": item.pk, "gold": "off"})
     client.post(reverse("manage_item_priority", args=[project.slug]), {"item": item.pk, "priority": "7"})
     item.refresh_from_db()

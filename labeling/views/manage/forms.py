@@ -1,20 +1,100 @@
 """Forms of the manager's console: they parse and type what was posted; the services hold the rules."""
 
-import json
-
 from django import forms
 
 from labeling.models import Membership, Project
+from labeling.services.criteria import MAX_KEY, MAX_LABEL, TYPES, CriterionInvalid
+from labeling.services.errors import DomainError
 from labeling.services.exporting import CONFIGS
 from labeling.services.exporting.aggregate import POLICIES
 from labeling.services.exporting.styles import STYLES
 from labeling.services.jobs import UPLOAD_FORMATS
 
 FIXED, ADAPTIVE = "fixed", "adaptive"
+_TYPE_NAMES = {"likert": "Scale 1 to 5", "flag": "Yes / no", "text": "Free text"}
+
+
+class CriterionForm(forms.Form):
+    """One criterion as a row. Its rules (key format, unique keys, types) are checked by the criteria service."""
+
+    key = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.TextInput(attrs={"maxlength": MAX_KEY, "autocomplete": "off", "spellcheck": "false"}),
+    )
+    label = forms.CharField(required=False, widget=forms.TextInput(attrs={"maxlength": MAX_LABEL}))
+    type = forms.ChoiceField(choices=[(kind, _TYPE_NAMES.get(kind, kind)) for kind in TYPES], initial=TYPES[0])
+    per_response = forms.BooleanField(required=False, initial=True, label="Per response")
+    required = forms.BooleanField(required=False)
+
+    def __init__(self, *args, locked: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Existing judgments answer this criterion: what its answers mean is frozen (see project_locks).
+        self.locked = locked
+        for name in ("key", "type", "per_response") if locked else ():
+            self.fields[name].disabled = True
+
+    def definition(self) -> dict:
+        data = self.cleaned_data
+        return {name: data[name] for name in ("key", "label", "type", "per_response", "required")}
+
+
+class BaseCriteriaFormSet(forms.BaseFormSet):
+    """A project's criteria as rows: the saved ones, then one empty row to add another (no JavaScript needed)."""
+
+    def __init__(self, *args, locked: bool = False, **kwargs):
+        self.locked = locked
+        self.kept: list[CriterionForm] = []
+        super().__init__(*args, **kwargs)
+
+    def get_form_kwargs(self, index):
+        kwargs = super().get_form_kwargs(index)
+        saved = index is not None and index < self.initial_form_count()
+        kwargs["locked"] = self.locked and saved
+        if not saved:  # a new row starts empty, whatever the saved list holds at its place (a stale or forged count)
+            kwargs["initial"] = {}
+        return kwargs
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        form.fields["DELETE"].label = "Remove"
+        if form.locked:
+            form.fields["DELETE"].disabled = True
+
+    def definitions(self) -> list[dict]:
+        """The rows as the criteria service takes them, in order; empty new rows and removed rows left out."""
+        self.kept = [
+            form
+            for index, form in enumerate(self.forms)
+            if not form.cleaned_data.get("DELETE") and (index < self.initial_form_count() or form.has_changed())
+        ]
+        return [form.definition() for form in self.kept]
+
+    def add_service_error(self, error: CriterionInvalid) -> bool:
+        """Show a criterion's error beside its row and field; False when no row matches it."""
+        if not 0 <= error.index < len(self.kept):
+            return False
+        form = self.kept[error.index]
+        field = error.field if error.field in form.fields and not form.fields[error.field].disabled else None
+        form.add_error(field, error.reason)
+        if field:  # the error row of _criteria_row.html says it, with this id
+            form.fields[field].widget.attrs.update(
+                {"aria-invalid": "true", "aria-describedby": f"{form[field].auto_id}-error"}
+            )
+        return True
+
+
+CriteriaFormSet = forms.formset_factory(
+    CriterionForm, formset=BaseCriteriaFormSet, extra=1, can_delete=True, can_delete_extra=True
+)
 
 
 class ProjectForm(forms.Form):
-    """A project's settings. Fields that existing judgments lock are shown disabled (see project_locks)."""
+    """A project's settings. Fields that existing judgments lock are shown disabled (see project_locks).
+
+    The criteria are rows of their own formset (`criteria_rows`, prefix "criteria"). A post
+    without its management form leaves the criteria as they are.
+    """
 
     slug = forms.SlugField(max_length=64, help_text="Names the project in URLs and commands; cannot change later.")
     title = forms.CharField(max_length=200)
@@ -37,11 +117,6 @@ class ProjectForm(forms.Form):
     )
     order = forms.ChoiceField(label="Order of work", choices=Project.Order.choices)
     gold_rate = forms.FloatField(initial=0.0, help_text="Share of claims that serve a gold item, 0 to 1.")
-    criteria = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
-        help_text='JSON: [{"key": "helpful", "label": "Helpful", "type": "likert|flag|text", "per_response": true}]',
-    )
     skip_reasons = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 4}), help_text="One per line. Empty: any reason."
     )
@@ -54,6 +129,14 @@ class ProjectForm(forms.Form):
             kwargs.setdefault("initial", self.initial_from(project))
         super().__init__(*args, **kwargs)
         self.locks = locks or {}
+        prefix = "criteria"
+        self.criteria_sent = not self.is_bound or f"{prefix}-TOTAL_FORMS" in self.data
+        self.criteria_rows = CriteriaFormSet(
+            self.data if self.is_bound and self.criteria_sent else None,
+            prefix=prefix,
+            initial=project.criteria if project is not None else None,
+            locked="criteria" in self.locks,
+        )
         if project is not None:
             self.fields["slug"].disabled = True
             self.fields["slug"].required = False
@@ -76,23 +159,25 @@ class ProjectForm(forms.Form):
             "lease_seconds": project.lease_seconds,
             "order": project.order,
             "gold_rate": project.gold_rate,
-            "criteria": json.dumps(project.criteria, indent=2) if project.criteria else "",
             "skip_reasons": "\n".join(project.skip_reasons or []),
             "rationale_required": project.rationale_required,
             "show_model_names": project.show_model_names,
             "license": project.license,
         }
 
-    def clean_criteria(self):
-        text = (self.cleaned_data.get("criteria") or "").strip()
-        if not text:
-            return []
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as error:
-            raise forms.ValidationError(
-                f"Not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}."
-            ) from None
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        rows_valid = not self.criteria_sent or self.criteria_rows.is_valid()
+        if not rows_valid:
+            self.add_error(None, "Check the criteria: a row below says what to fix.")
+        return valid and rows_valid
+
+    def add_service_error(self, error: DomainError) -> None:
+        """A service's refusal: beside the criterion's row when it names one, else at the top of the form."""
+        if isinstance(error, CriterionInvalid) and self.criteria_rows.add_service_error(error):
+            self.add_error(None, "Check the criteria: a row below says what to fix.")
+        else:
+            self.add_error(None, error.message)
 
     def clean_skip_reasons(self):
         return [line.strip() for line in (self.cleaned_data.get("skip_reasons") or "").splitlines() if line.strip()]
@@ -119,11 +204,11 @@ class ProjectForm(forms.Form):
             "lease_seconds": data["lease_seconds"],
             "order": data["order"],
             "gold_rate": data["gold_rate"],
-            "criteria": data["criteria"],
             "skip_reasons": data["skip_reasons"],
             "rationale_required": data["rationale_required"],
             "show_model_names": data["show_model_names"],
             "license": data["license"],
+            **({"criteria": self.criteria_rows.definitions()} if self.criteria_sent else {}),
         }
 
 

@@ -1,17 +1,22 @@
-"""Browse and search items with their judgments; gold answers, priority, withdraw and restore."""
+"""The Items page: a sortable, paginated table whose rows open on demand; gold answers, priority, withdraw, restore."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling.access import item_in_project, project_for_manager
 from labeling.models import Item, Project
 from labeling.services.errors import DomainError
 from labeling.services.items import (
+    LABELS,
+    PER_PAGE,
+    PER_PAGE_CHOICES,
+    SORTS,
     STATUSES,
-    gold_answer_from_ranks,
+    gold_answer_from_labels,
     item_gold_set,
     item_priority_set,
     item_restore,
@@ -21,41 +26,97 @@ from labeling.services.items import (
 )
 from labeling.views.manage.common import UNPROCESSABLE, HtmxHttpRequest, next_url
 
+PAGE = "labeling/manage/items.html"
 ROW_PARTIAL = "labeling/manage/items.html#item-row"
+DETAIL = "labeling/manage/_item_detail.html"
+# The table's sortable columns: (sort key, what the first click asks for).
+SORT_COLUMNS = (("id", "id"), ("votes", "-votes"), ("priority", "-priority"))
+
+
+def _choices(get: QueryDict) -> dict[str, str]:
+    """The list's search, filter, sort and page size from the query string; unknown values fall back."""
+    sort = get.get("sort", "")
+    per = get.get("per", "")
+    return {
+        "q": get.get("q", ""),
+        "status": get.get("status", "") if get.get("status", "") in STATUSES else "",
+        "sort": sort if sort.removeprefix("-") in SORTS else "",
+        "per": per if per in {str(choice) for choice in PER_PAGE_CHOICES if choice != PER_PAGE} else "",
+    }
+
+
+def _query(choices: dict[str, str], **changes) -> str:
+    query = QueryDict(mutable=True)
+    query.update({name: value for name, value in {**choices, **changes}.items() if value})
+    return query.urlencode()
+
+
+def _sort_links(choices: dict[str, str]) -> dict[str, dict]:
+    """Per sortable column: the link that sorts by it (again: the other way) and its aria-sort."""
+    sort = choices["sort"]
+    links = {}
+    for key, first in SORT_COLUMNS:
+        current = sort.removeprefix("-") == key
+        target = (key if sort.startswith("-") else f"-{key}") if current else first
+        links[key] = {
+            "query": _query(choices, sort=target),
+            "aria": ("descending" if sort.startswith("-") else "ascending") if current else "none",
+        }
+    return links
+
+
+def _open_id(value: str) -> int | None:
+    return int(value) if value.isdigit() and len(value) < 19 else None
 
 
 @login_required
 @require_GET
 def items(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     project = project_for_manager(request.user, slug)
-    query, status = request.GET.get("q", ""), request.GET.get("status", "")
-    if status not in STATUSES:
-        status = ""
-    page, rows = items_page(project=project, query=query, status=status, page=request.GET.get("page", 1))
-    keep = QueryDict(mutable=True)
-    keep.update({name: value for name, value in (("q", query), ("status", status)) if value})
+    choices = _choices(request.GET)
+    open_id = _open_id(request.GET.get("open", ""))
+    list_url = reverse("manage_items", args=[project.slug])
+    keep = _query(choices, page=request.GET.get("page", ""))
+    back = f"{list_url}?{keep}" if keep else list_url
+    if request.htmx and open_id is not None:  # one row's details, opened on the page
+        item = item_in_project(project, open_id)
+        (row,) = item_rows(items=[item], open_ids={item.pk})
+        return render(request, DETAIL, {"project": project, "row": row, "next": back})
+    page, rows = items_page(
+        project=project,
+        query=choices["q"],
+        status=choices["status"],
+        sort=choices["sort"],
+        per_page=int(choices["per"] or PER_PAGE),
+        page=request.GET.get("page", 1),
+        open_id=open_id,
+    )
     context = {
         "project": project,
         "page": page,
         "rows": rows,
-        "query": query,
-        "status": status,
+        "choices": choices,
         "statuses": STATUSES.items(),
-        "keep": keep.urlencode(),
-        "next": request.get_full_path(),
+        "per_page_choices": PER_PAGE_CHOICES,
+        "per_page": int(choices["per"] or PER_PAGE),
+        "sorts": _sort_links(choices),
+        "keep": _query(choices),  # for the pages' links
+        "keep_page": keep,  # for a row's "open" link
+        "list_url": list_url,
+        "next": back,
         "section": "items",
     }
-    return render(request, "labeling/manage/items.html", context)
+    return render(request, PAGE, context)
 
 
 def _changed(
     request: HtmxHttpRequest, project: Project, item: Item, *, error: str = "", done: str = ""
 ) -> HttpResponse:
-    """The item's row again (htmx), else back to the list the form was posted from."""
+    """The item's row again, opened (htmx), else back to the list the form was posted from."""
     if request.htmx:
         context = {
             "project": project,
-            "row": item_rows(items=[item])[0],
+            "row": item_rows(items=[item], open_ids={item.pk})[0],
             "error": error,
             "done": done,
             "next": next_url(request, "manage_items", project.slug),
@@ -76,7 +137,7 @@ def _item(request: HtmxHttpRequest, slug: str) -> tuple[Project, Item]:
 @login_required
 @require_POST
 def item_gold(request: HtmxHttpRequest, slug: str) -> HttpResponse:
-    """Mark the item gold with its answer (ranks per response position), or unmark it."""
+    """Mark the item gold with its answer (A, B or tie; or a rank per lettered response), or unmark it."""
     project, item = _item(request, slug)
     try:
         if request.POST.get("gold") == "off":
@@ -84,8 +145,11 @@ def item_gold(request: HtmxHttpRequest, slug: str) -> HttpResponse:
             done = "no longer gold."
         else:
             count = item.responses.count()
-            ranks = {position: request.POST.get(f"rank_{position}", "") for position in range(count)}
-            answer = gold_answer_from_ranks(ranks={p: r for p, r in ranks.items() if r != ""}, count=count)
+            answer = gold_answer_from_labels(
+                count=count,
+                choice=request.POST.get("answer", ""),
+                ranks={label: request.POST.get(f"rank_{label}", "") for label in LABELS[:count]},
+            )
             item = item_gold_set(item=item, answer=answer)
             done = "marked gold."
     except DomainError as error:

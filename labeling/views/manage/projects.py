@@ -44,7 +44,7 @@ def project_new(request: HtmxHttpRequest) -> HttpResponse:
         try:
             project = project_create_managed(creator=request.user, slug=form.cleaned_data["slug"], **form.settings())
         except DomainError as error:
-            form.add_error(None, error.message)
+            form.add_service_error(error)
         else:
             messages.success(request, f"Project “{project.title}” created. Next: import items and add annotators.")
             return redirect("manage_import", slug=project.slug)
@@ -64,7 +64,7 @@ def project_settings(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         try:
             project_update(project=project, **form.settings())
         except DomainError as error:
-            form.add_error(None, error.message)
+            form.add_service_error(error)
         else:
             messages.success(request, "Settings saved.")
             return redirect("manage_settings", slug=project.slug)
