@@ -1,6 +1,7 @@
 """Judgments: what annotators said, stored once per assignment."""
 
 from collections import Counter
+from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
@@ -10,6 +11,7 @@ from labeling.models import Assignment, Item, Judgment, JudgmentRevision, Projec
 from labeling.services import sql
 from labeling.services.criteria import criteria_answers_validate
 from labeling.services.errors import Conflict, InvalidInput, ItemWithdrawn, NotFound
+from labeling.services.items import STRENGTH_WORDS, last_user_turn, plain_excerpt, ranking_label
 from labeling.services.rankings import ranking_from_numbers
 from labeling.services.text import text_checked
 
@@ -308,10 +310,33 @@ def judgment_revise(
         return locked
 
 
-def judgments_history(*, project: Project, annotator: AbstractBaseUser, limit: int = 200):
-    """The annotator's judgments in this project, newest first, with their items."""
-    return (
+@dataclass(frozen=True)
+class HistoryRow:
+    """One past judgment as its annotator remembers it: what the item asked, and what they chose."""
+
+    judgment: Judgment
+    excerpt: str  # the prompt's last user turn, as plain text
+    answer: str  # in the labels the annotator saw: "A over B", "Tie", "C > A = B"
+    strength: str  # "slightly", "clearly", "much", or ""
+
+
+def judgments_history(*, project: Project, annotator: AbstractBaseUser, limit: int = 200) -> list[HistoryRow]:
+    """The annotator's judgments in this project, newest first, in the terms of their own screen."""
+    judgments = (
         Judgment.objects.filter(project=project, annotator=annotator)
-        .select_related("item")
+        .select_related("item", "assignment")
         .order_by("-created_at")[:limit]
     )
+    rows = []
+    for judgment in judgments:
+        shown = {pk: index for index, pk in enumerate(judgment.assignment.shown_order)}
+        ranking = [[shown[pk] for pk in group if pk in shown] for group in judgment.ranking]
+        rows.append(
+            HistoryRow(
+                judgment=judgment,
+                excerpt=plain_excerpt(last_user_turn(judgment.item.prompt), limit=100),
+                answer=ranking_label(ranking, count=len(shown)),
+                strength=STRENGTH_WORDS.get(judgment.strength, ""),
+            )
+        )
+    return rows

@@ -1,5 +1,6 @@
 """The annotate page: parse, call one service, render the page or its `#item` partial."""
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -181,7 +182,9 @@ def revise(request: HttpRequest, slug: str, judgment_id: str) -> HttpResponse:
     if request.method == "POST":
         try:
             fields = judgment_from_post(request.POST, assignment=assignment, project=project)
-            judgment_revise(judgment=judgment, annotator=request.user, **fields)
+            revised = judgment_revise(judgment=judgment, annotator=request.user, **fields)
+            version = revised.revision
+            messages.success(request, f"Saved: version {version} of your judgment on {judgment.item.external_id}.")
             return redirect("history", slug=project.slug)
         except DomainError as exc:
             error, status = exc.message, 422

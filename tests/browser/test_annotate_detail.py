@@ -381,7 +381,8 @@ def test_reopen_and_revise_a_past_judgment_keeps_both_versions(page, live_server
     page.get_by_role("link", name="My judgments").click()
     history = page.get_by_test_id("history")
     row = history.locator("tbody tr", has_text=judgment.item.external_id)
-    expect(row.locator("td").nth(3)).to_have_text("1")
+    expect(row.get_by_test_id("answer")).to_have_text("A over B, slightly")  # as shown: A on the left
+    expect(row.locator("td").nth(4)).to_have_text("1")
     row.get_by_role("link", name="Reopen").click()
 
     expect(page.get_by_role("heading", name="Revise your judgment")).to_be_visible()
@@ -396,7 +397,11 @@ def test_reopen_and_revise_a_past_judgment_keeps_both_versions(page, live_server
     page.keyboard.press("Control+Enter")
 
     expect(page).to_have_url(re.compile(rf"/p/{project.slug}/history/$"))
-    expect(history.locator("tbody tr", has_text=judgment.item.external_id).locator("td").nth(3)).to_have_text("2")
+    saved = f"Saved: version 2 of your judgment on {judgment.item.external_id}"
+    expect(page.locator(".messages")).to_contain_text(saved)
+    revised = history.locator("tbody tr", has_text=judgment.item.external_id)
+    expect(revised.get_by_test_id("answer")).to_have_text("B over A, much")
+    expect(revised.locator("td").nth(4)).to_have_text("2")
     judgment.refresh_from_db()
     assert judgment.revision == 2
     assert judgment.ranking == [[right], [left]] and judgment.strength == 3

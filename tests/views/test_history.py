@@ -52,11 +52,23 @@ def test_history_lists_only_my_judgments(project, annotator, mine, theirs):
     response = logged_in(annotator).get(history_url(project))
     assert response.status_code == 200
     html = response.content.decode()
-    assert list(response.context["judgments"]) == [second, mine]  # newest first
+    assert [row.judgment for row in response.context["judgments"]] == [second, mine]  # newest first
     for judgment in (mine, second):
         assert judgment.item.external_id in html
         assert revise_url(project, judgment) in html
     assert revise_url(project, theirs) not in html  # their judgment of the same item is not listed
+    # What was chosen, as the annotator saw it (A = left): the tie, then "A over B, clearly".
+    answers = [row.answer for row in response.context["judgments"]]
+    assert answers == ["Tie", "A over B"] and "<strong>A over B</strong>, clearly" in html
+
+
+def test_history_excerpts_are_plain_text_not_markdown(project, annotator, items):
+    from labeling.models import Item
+
+    Item.objects.filter(project=project).update(prompt=[{"role": "user", "content": "Is **this** `code` [ok](x)?"}])
+    judge(project, annotator, "B")
+    html = logged_in(annotator).get(history_url(project)).content.decode()
+    assert "Is this code ok?" in html and "**this**" not in html
 
 
 def test_history_shows_the_version_and_no_reopen_once_archived(project, annotator, mine):
