@@ -38,3 +38,9 @@ def project_tabs(context, project, section: str = ""):
 def section_label(section: str) -> str:
     """The name of a project page, for the breadcrumbs."""
     return LABELS.get(section, "")
+
+
+@register.filter
+def response_letter(number: int) -> str:
+    """The letter of the `number`th response (1 = A), as annotators and managers name them."""
+    return "ABCDEFGH"[int(number) - 1] if 1 <= int(number) <= 8 else str(number)
