@@ -15,7 +15,13 @@ from labeling.models import Assignment, Membership
 from labeling.services.assignment import assignment_next, assignment_skip
 from labeling.services.errors import DomainError, NotFound
 from labeling.services.exporting import ExportOptions
-from labeling.services.jobs import job_download_path, job_export_start, job_import_start, job_status
+from labeling.services.jobs import (
+    job_download_name,
+    job_download_path,
+    job_export_start,
+    job_import_start,
+    job_status,
+)
 from labeling.services.judgments import judgment_submit
 from labeling.services.metrics import project_stats
 from labeling.services.projects import membership_add, project_create_managed, token_user
@@ -295,4 +301,5 @@ def download(request, job_id: str):
     """The finished export: a zip of Parquet files and a README.md dataset card."""
     job = job_for_user(request.user, job_id)
     path = job_download_path(job=job)
-    return FileResponse(path.open("rb"), as_attachment=True, filename=path.name, content_type="application/zip")
+    name = job_download_name(job=job)
+    return FileResponse(path.open("rb"), as_attachment=True, filename=name, content_type="application/zip")

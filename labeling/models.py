@@ -37,7 +37,10 @@ class Project(models.Model):
     )
     skip_reasons = models.JSONField(default=list, blank=True, help_text="Reasons an annotator may give for a skip.")
     archived_at = models.DateTimeField(null=True, blank=True, help_text="Archived projects take no new judgments.")
-    license = models.CharField(max_length=64, default="cc-by-4.0")
+    # Empty until a manager chooses one: the dataset card says "not set" rather than claim a license.
+    license = models.CharField(
+        max_length=64, blank=True, default="", help_text="License of the exported data, e.g. cc-by-4.0."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

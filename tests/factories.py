@@ -32,6 +32,7 @@ class ProjectFactory(factory.django.DjangoModelFactory):
     title = factory.LazyAttribute(lambda project: project.slug.title())
     overlap = 1
     guidelines = "Pick the **better** answer."
+    license = "cc-by-4.0"  # chosen, as project_create does by default (the model's default is "not set")
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):

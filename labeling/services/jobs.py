@@ -240,6 +240,17 @@ def job_status(*, job: Job) -> dict:
     }
 
 
+def job_download_name(*, job: Job) -> str:
+    """The file name a finished export downloads as: project, config, style and the day it finished.
+
+    e.g. `helpfulness-default-conversational-2026-12-07.zip`; the browser and the API both use it,
+    so two exports of one project no longer download under the same name.
+    """
+    options = ExportOptions(**job.params)
+    day = timezone.localdate(job.finished_at or job.created_at)
+    return get_valid_filename(f"{job.project.slug}-{options.config}-{options.style}-{day.isoformat()}.zip")
+
+
 def job_download_path(*, job: Job) -> Path:
     """The finished export's zip file."""
     if job.kind != Job.Kind.EXPORT or job.state != Job.State.SUCCEEDED or not job.output_path:

@@ -98,7 +98,7 @@ def test_the_dataset_card_lists_rank_gap(four_way, tmp_path):
     export(four_way, tmp_path / "export")
 
     card = (tmp_path / "export" / "README.md").read_text()
-    assert "- `rank_gap`:" in card
+    assert "- `rank_gap` (integer) — ranking projects only: how many places apart" in card
 
 
 def test_standard_style_ranking_export_is_text_with_rank_gap(four_way, tmp_path):

@@ -21,7 +21,7 @@ from labeling.models import Project
 from labeling.services.errors import InvalidInput
 from labeling.services.exporting import columnar, reading, saved, styles
 from labeling.services.exporting.aggregate import POLICIES, AggregateCounts, aggregate, item_pairs, one_vote
-from labeling.services.exporting.card import dataset_card
+from labeling.services.exporting.card import dataset_card, tally_models
 from labeling.services.exporting.columns import Columns, Text
 from labeling.services.exporting.reading import annotator_pseudonym
 from labeling.services.memory import older_objects_frozen
@@ -64,6 +64,8 @@ class ExportReport:
     judgments: int = 0
     counts: AggregateCounts = field(default_factory=AggregateCounts)
     options: ExportOptions = field(default_factory=ExportOptions)
+    # card column ("chosen", "rejected", ...) -> model (None: unknown) -> rows, for the dataset card
+    models: dict[str, dict[str | None, int]] = field(default_factory=dict)
 
 
 def preferences_export(*, project: Project, out_dir: Path | str, options: ExportOptions | None = None) -> ExportReport:
@@ -118,6 +120,7 @@ def _stream(project, options, report, test_items, features, splits, folder: Path
         with ThreadPoolExecutor(max_workers=1) as writer:
             pending = None
             for split, rows in _batches(project, options, report, test_items, features):
+                tally_models(report.models, rows)
                 if pending is not None:
                     pending.result()
                 pending = writer.submit(written[split].write, rows)
@@ -224,7 +227,7 @@ def _rows_for_batch(project, batch: reading.Batch, options, report, test_items, 
                     text.add_prompt(target["prompt"], prompt)
                     text.add_completion(target["completion"], content)
                     target["label"].append(label)
-                    target["model"].append(model)
+                    target["model"].append(model or None)  # unknown: null, not ""
                     _add_common(target, external_id, preference)
             continue
         for preference in preferences:
@@ -233,8 +236,8 @@ def _rows_for_batch(project, batch: reading.Batch, options, report, test_items, 
             text.add_prompt(target["prompt"], prompt)
             text.add_completion(target["chosen"], chosen)
             text.add_completion(target["rejected"], rejected)
-            target["chosen_model"].append(chosen_model)
-            target["rejected_model"].append(rejected_model)
+            target["chosen_model"].append(chosen_model or None)  # unknown: null, not ""
+            target["rejected_model"].append(rejected_model or None)
             _add_common(target, external_id, preference)
             if "rank_gap" in target.data:
                 target["rank_gap"].append(preference.rank_gap)
@@ -266,7 +269,7 @@ def _add_raw(target: Columns, project: Project, external_id: str, judgment: tupl
     target["item_id"].append(external_id)
     target["annotator"].append(annotator_pseudonym(project, annotator_id))
     target["ranking"].append([[str(pk) for pk in group] for group in ranking])
-    target["ranking_models"].append([[responses[pk][0] for pk in group] for group in ranking])
+    target["ranking_models"].append([[responses[pk][0] or None for pk in group] for group in ranking])
     target["shown_order"].append([str(pk) for pk in shown])
     target["strength"].append(strength)
     target["both_bad"].append(both_bad)

@@ -34,14 +34,19 @@ def one_vote_rows(table: pa.Table, schema: pa.Schema, *, conversational: bool) -
         "chosen": chosen,
         "rejected": rejected,
         "item_id": table["external_id"],
-        "chosen_model": table["chosen_model"],
-        "rejected_model": table["rejected_model"],
+        "chosen_model": known(table["chosen_model"]),
+        "rejected_model": known(table["rejected_model"]),
         "votes": ones.astype(np.int32),
         "agreement": ones,
         "rank_gap": ones.astype(np.int32),
         "margin": one_vote_margins(table["strength"]),
     }
     return pa.RecordBatch.from_arrays([_array(columns[f.name], f.type) for f in schema], schema=schema)
+
+
+def known(models: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Model names with an unknown model (stored as "") as null, as the general path writes them."""
+    return pc.if_else(pc.equal(models, ""), pa.scalar(None, models.type), models)
 
 
 def whole(column: pa.ChunkedArray) -> pa.Array:

@@ -13,7 +13,7 @@ from labeling.access import job_in_project, project_for_manager
 from labeling.models import Job, Project
 from labeling.services.errors import DomainError, NotFound
 from labeling.services.exporting import ExportOptions
-from labeling.services.jobs import job_download_path, job_export_start, job_status
+from labeling.services.jobs import job_download_name, job_download_path, job_export_start, job_status
 from labeling.services.manage import import_preview, jobs_recent, staged_discard, staged_import_start
 from labeling.views.manage.common import UNPROCESSABLE, HtmxHttpRequest
 from labeling.views.manage.forms import ExportForm, ImportForm
@@ -167,4 +167,5 @@ def job_download(request: HtmxHttpRequest, slug: str, job_id: str) -> HttpRespon
     except NotFound as error:
         messages.error(request, error.message)
         return redirect("manage_job", slug=project.slug, job_id=job.pk)
-    return FileResponse(path.open("rb"), as_attachment=True, filename=path.name, content_type="application/zip")
+    name = job_download_name(job=job)
+    return FileResponse(path.open("rb"), as_attachment=True, filename=name, content_type="application/zip")
