@@ -192,7 +192,7 @@ class ProjectIn(Schema):
     skip_reasons: list[str] = []
     rationale_required: bool = False
     show_model_names: bool = False
-    license: str = "cc-by-4.0"
+    license: str = ""  # not set unless given
 
 
 class ProjectOut(Schema):

@@ -32,7 +32,7 @@ class ProjectFactory(factory.django.DjangoModelFactory):
     title = factory.LazyAttribute(lambda project: project.slug.title())
     overlap = 1
     guidelines = "Pick the **better** answer."
-    license = "cc-by-4.0"  # chosen, as project_create does by default (the model's default is "not set")
+    license = "cc-by-4.0"  # chosen by a manager; a project made without one has none ("not set")
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):

@@ -44,7 +44,7 @@ def project_create(
     guidelines: str = "",
     lease_seconds: int | None = None,
     order: str = Project.Order.DEPTH_FIRST,
-    license: str = "cc-by-4.0",
+    license: str = "",  # empty: not set, and the dataset card says so
     min_votes: int | None = None,
     max_votes: int | None = None,
     gold_rate: float = 0.0,
@@ -366,8 +366,8 @@ def _cleaned(changes: dict) -> dict:
             raise InvalidInput("A project needs a title of 1 to 200 characters.")
     if "license" in cleaned:
         cleaned["license"] = (cleaned["license"] or "").strip()
-        if not cleaned["license"] or len(cleaned["license"]) > 64:
-            raise InvalidInput("Name the export license in 1 to 64 characters, e.g. cc-by-4.0.")
+        if len(cleaned["license"]) > 64:
+            raise InvalidInput("Name the export license in at most 64 characters, e.g. cc-by-4.0 (empty: not set).")
     if "guidelines" in cleaned:
         cleaned["guidelines"] = cleaned["guidelines"] or ""
     if "criteria" in cleaned:

@@ -50,3 +50,11 @@ def test_project_update_refuses_nul_bytes(project):
 def test_token_names_refuse_nul_bytes(manager):
     with pytest.raises(InvalidInput, match="NUL"):
         token_create(username=manager.username, name="a\x00b")
+
+
+def test_a_project_made_without_a_license_has_none_and_may_get_one_later(db):
+    project = project_create(slug="unlicensed", title="Unlicensed")
+    assert project.license == ""  # the dataset card says "not set"
+    project = project_update(project=project, license="cc-by-sa-4.0")
+    assert project.license == "cc-by-sa-4.0"
+    assert project_update(project=project, license="").license == ""

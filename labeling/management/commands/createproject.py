@@ -18,7 +18,9 @@ class Command(ServiceCommand):
         parser.add_argument("--guidelines", type=Path, help="A markdown file with the annotation guidelines.")
         parser.add_argument("--lease-seconds", type=int, help="How long an item stays leased to one annotator.")
         parser.add_argument("--order", choices=Project.Order.values, default=Project.Order.DEPTH_FIRST)
-        parser.add_argument("--license", default="cc-by-4.0", help="License of the exported data.")
+        parser.add_argument(
+            "--license", default="", help="License of the exported data, e.g. cc-by-4.0 (default: not set)."
+        )
         parser.add_argument("--min-votes", type=int, help="Adaptive overlap: judgments per item at first.")
         parser.add_argument("--max-votes", type=int, help="Adaptive overlap: most judgments while votes disagree.")
         parser.add_argument("--gold-rate", type=float, default=0.0, help="Share of claims that serve gold items.")

@@ -122,7 +122,12 @@ class ProjectForm(forms.Form):
     )
     rationale_required = forms.BooleanField(required=False)
     show_model_names = forms.BooleanField(required=False, help_text="Annotators see which model wrote each response.")
-    license = forms.CharField(label="Export license", max_length=64, initial="cc-by-4.0")
+    license = forms.CharField(
+        label="Export license",
+        max_length=64,
+        required=False,
+        help_text="Of the exported data, e.g. cc-by-4.0. Empty: not set, and the dataset card says so.",
+    )
 
     def __init__(self, *args, project: Project | None = None, locks: dict | None = None, **kwargs):
         if project is not None:
@@ -222,7 +227,7 @@ class NewProjectForm(ProjectForm):
                 "overlap": 1,
                 "order": Project.Order.DEPTH_FIRST,
                 "gold_rate": 0.0,
-                "license": "cc-by-4.0",
+                "license": "",
                 "lease_seconds": 1800,
             },
         )
