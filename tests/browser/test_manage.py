@@ -77,6 +77,16 @@ def test_manager_creates_imports_adds_an_annotator_and_exports(page, live_server
     expect(page).to_have_url(re.compile(r"/p/arith/import/$"))
     expect(page.locator(".messages")).to_contain_text("Project “Arithmetic” created")
 
+    # A file with no valid row (columns of no known shape) is refused with its reasons: no import offered.
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("question,answer\nWhat?,This.\nWhy?,Because.\n")
+    page.get_by_label("File").set_input_files(str(wrong))
+    page.get_by_role("button", name="Check the file").click()
+    expect(page.get_by_test_id("preview-error")).to_contain_text("None of the 2 rows is valid; nothing was imported")
+    expect(page.get_by_test_id("row-errors").locator("tbody tr")).to_have_count(2)
+    expect(page.get_by_test_id("start-import")).to_have_count(0)
+    assert not Item.objects.filter(project__slug="arith").exists()
+
     # A file with one bad row: its error is shown and nothing is written.
     page.get_by_label("File").set_input_files(str(write(tmp_path / "items.jsonl", rows(bad=True))))
     page.get_by_role("button", name="Check the file").click()

@@ -104,6 +104,24 @@ def test_the_decision_is_on_screen_before_any_scrolling_on_a_long_conversation(p
         save_screenshot(page, "annotate-1366x768-dark")
 
 
+def test_at_200_percent_zoom_the_page_scrolls_and_the_decision_stays_at_hand(page, live_server):
+    """A 1366x768 screen zoomed to 200% is a 683x384 window of CSS pixels: the page scrolls as a
+    page, and the decision bar sticks to the bottom edge while the responses pass under it."""
+    project = long_conversation_project()
+    page.set_viewport_size({"width": 683, "height": 384})
+    log_in(page, live_server, "anna")
+    page.goto(f"/p/{project.slug}/annotate/")
+    page.mouse.wheel(0, 600)
+    page.wait_for_timeout(200)
+
+    assert page.evaluate("window.scrollY") > 0
+    assert in_viewport(page, page.locator(".decision label.tile", has_text="A is better"))
+    page.keyboard.press("1")
+    expect(page.locator('input[name="choice"][value="A"]')).to_be_checked()
+    page.get_by_test_id("decision").scroll_into_view_if_needed()
+    assert in_viewport(page, page.get_by_role("button", name="Submit"))
+
+
 def test_after_a_submit_the_judgment_just_made_is_one_click_away(page, live_server):
     project = long_conversation_project(items=2)
     log_in(page, live_server, "anna")
@@ -200,6 +218,13 @@ def test_every_page_passes_an_axe_audit(page, live_server, scheme):
     page.emulate_media(color_scheme=scheme)
     found = []
     page.goto("/login/")
+    found += audit(page)
+    for _ in range(settings.AXES_FAILURE_LIMIT + 1):  # the lockout page (429)
+        page.goto("/login/")
+        page.get_by_label("Username").fill("anna")
+        page.get_by_label("Password").fill("wrong")
+        page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_test_id("error-page")).to_contain_text("Too many failed log-ins")
     found += audit(page)
     for username, paths in AUDITED.items():
         page.context.clear_cookies()
