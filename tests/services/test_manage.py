@@ -179,7 +179,7 @@ def test_every_refused_change_is_named_and_nothing_changes(project, items, annot
         ({"min_votes": 2}, "needs both"),
         ({"gold_rate": 2.0}, "between 0 and 1"),
         ({"title": "  "}, "needs a title"),
-        ({"license": ""}, "license"),
+        ({"license": "x" * 65}, "license"),  # empty is allowed: not set
         ({"skip_reasons": ["same", "same"]}, "listed twice"),
         ({"mode": "thumbs"}, "Mode 'thumbs' is unknown"),
     ],
