@@ -12,6 +12,7 @@ from ninja.security import HttpBearer
 
 from labeling.access import assignment_for_user, job_for_user, project_for_user, projects_for_user
 from labeling.models import Assignment, Membership
+from labeling.services import sql
 from labeling.services.assignment import assignment_next, assignment_skip
 from labeling.services.errors import DomainError, NotFound
 from labeling.services.exporting import ExportOptions
@@ -148,7 +149,7 @@ def next_item(request, slug: str):
 @api.post("/assignments/{assignment_id}/judgment", response={200: JudgmentOut, 201: JudgmentOut})
 def submit_judgment(request, assignment_id: str, payload: JudgmentIn):
     """Store a judgment: 201 the first time, 200 with the same id on a retry."""
-    with transaction.atomic():
+    with sql.writers_in_turn(), transaction.atomic():
         # The access check locks the assignment for the submit: one statement, not two.
         assignment = assignment_for_user(request.user, assignment_id, lock=True)
         judgment, created = judgment_submit(

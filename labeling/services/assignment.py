@@ -52,7 +52,7 @@ def assignment_next(*, project: Project, annotator: AbstractBaseUser) -> Assignm
         _expiry_checked[project.pk] = time.monotonic()
         leases_expire(project=project, now=now)
     outermost = not connection.in_atomic_block
-    with sql.commits_unsynced(outermost), transaction.atomic():
+    with sql.commits_unsynced(outermost), sql.writers_in_turn(), transaction.atomic():
         current, queued = _leases(project, annotator, asynchronous=outermost)
         if current is not None:
             if current.expires_at > now:
@@ -81,7 +81,7 @@ def assignment_prefetch(*, project: Project, annotator: AbstractBaseUser) -> Ass
         return None
     now = timezone.now()
     outermost = not connection.in_atomic_block
-    with sql.commits_unsynced(outermost), transaction.atomic():
+    with sql.commits_unsynced(outermost), sql.writers_in_turn(), transaction.atomic():
         current, queued = _leases(project, annotator, asynchronous=outermost)
         if current is None or current.expires_at <= now:
             return None

@@ -90,7 +90,7 @@ def judgment_submit(
     # `assignment_for_user(lock=True)` already locked it in the caller's transaction:
     # no second lock, and no savepoint (an error rolls the caller's transaction back).
     locked_by_caller = getattr(assignment, "locked", False) and connection.in_atomic_block
-    with transaction.atomic(savepoint=not locked_by_caller):
+    with sql.writers_in_turn(), transaction.atomic(savepoint=not locked_by_caller):
         if locked_by_caller:
             locked = assignment if assignment.annotator_id == annotator.pk else None
         else:

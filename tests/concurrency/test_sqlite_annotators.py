@@ -112,3 +112,42 @@ def test_eight_annotators_at_once_on_a_sqlite_url_never_fail(tmp_path):
             "SELECT count(*) FROM (SELECT 1 FROM labeling_judgment GROUP BY item_id, annotator_id HAVING count(*) > 1)"
         ).fetchone() == (0,), "an annotator judged an item twice"
         assert db.execute("SELECT count(*) FROM labeling_assignment WHERE state = 'active'").fetchone() == (0,)
+
+
+TURNS = """
+import json, threading, time, django
+django.setup()
+from labeling.services import sql
+order, holding = [], threading.Event()
+def first():
+    with sql.writers_in_turn():
+        holding.set()
+        order.append("first in")
+        time.sleep(0.3)
+        order.append("first out")
+def second():
+    holding.wait()
+    with sql.writers_in_turn():
+        order.append("second in")
+threads = [threading.Thread(target=first), threading.Thread(target=second)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(json.dumps(order))
+"""
+
+
+def test_writers_take_turns_across_threads_of_one_process(tmp_path):
+    """The kernel lock that queues the annotation loop's writers holds between threads too
+    (each has its own lock file descriptor), so a waiting writer wakes when the first is done."""
+    done = subprocess.run(
+        [sys.executable, "-c", TURNS],
+        cwd=ROOT,
+        env=_environment(tmp_path / "turns.sqlite3"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == ["first in", "first out", "second in"]
