@@ -15,7 +15,6 @@ Django's client-side binding.
 
 import fcntl
 import os
-import threading
 from contextlib import contextmanager
 from functools import cache
 
@@ -182,29 +181,24 @@ def tables_analyze(*models: type[Model]) -> None:
         cursor.execute("ANALYZE " + ", ".join(quote(model._meta.db_table) for model in models))
 
 
-_turns = threading.local()  # this thread's open lock files, by database file
-
-
 @contextmanager
 def writers_in_turn():
     """SQLite: wait for the database's write lock in the kernel, not in SQLite's busy handler.
 
     A writer that finds the lock taken sleeps 1, 2, 5, 10 ... ms between tries in SQLite's
     handler, so under load its wait is as long as its last sleep, not as the writer before
-    it. Taking an exclusive `flock` on a file beside the database first (each thread with a
-    file of its own, so threads queue as processes do) wakes the next writer as soon as one
-    commits. Only around the annotation loop's transactions, and only outside a transaction;
+    it. Taking an exclusive `flock` on a file beside the database first wakes the next writer
+    as soon as one commits. The file is opened for each turn (a few microseconds), so threads
+    queue as processes do and no descriptor outlives its thread (runserver starts one per
+    request). Only around the annotation loop's transactions, and only outside a transaction;
     other writers still meet SQLite's own lock, which stays the real guard.
     """
-    name = str(connection.settings_dict["NAME"])
     if connection.vendor != "sqlite" or connection.in_atomic_block or connection.is_in_memory_db():
         yield
         return
-    files = _turns.__dict__.setdefault("files", {})
-    if name not in files:
-        files[name] = os.open(f"{name}-writers.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(files[name], fcntl.LOCK_EX)
+    turn = os.open(f"{connection.settings_dict['NAME']}-writers.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
+        fcntl.flock(turn, fcntl.LOCK_EX)
         yield
     finally:
-        fcntl.flock(files[name], fcntl.LOCK_UN)
+        os.close(turn)  # closing the descriptor releases its lock
