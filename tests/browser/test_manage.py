@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from labeling.models import Item, Job, Membership, Project, Response
 from labeling.services.assignment import assignment_next
 from labeling.services.judgments import judgment_submit, ranking_from_choice
-from tests.browser.screens import save_screenshot
-from tests.factories import PASSWORD, UserFactory
+from tests.browser.helpers import log_in, save_screenshot
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.browser
 
@@ -35,14 +35,6 @@ def rows(bad: bool) -> list[dict]:
 def write(path: Path, data: list[dict]) -> Path:
     path.write_text("".join(json.dumps(row) + "\n" for row in data))
     return path
-
-
-def log_in(page: Page, username: str) -> None:
-    page.goto("/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_label("Password").press("Enter")
-    expect(page.locator(".topbar .who")).to_have_text(username)
 
 
 def judge_everything(project: Project, username: str) -> int:

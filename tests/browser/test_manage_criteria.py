@@ -10,6 +10,7 @@ from django.test import Client
 from playwright.sync_api import Page, expect
 
 from labeling.models import Project
+from tests.browser.helpers import audit
 from tests.factories import ItemFactory, MembershipFactory, ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.browser
@@ -24,17 +25,6 @@ def log_in(page: Page, live_server, username: str) -> None:
     client.force_login(UserFactory._meta.model.objects.get(username=username))
     cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
     page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}])
-
-
-def severe_violations(page: Page) -> list[str]:
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page)
-    return [
-        f"{violation['id']}: {violation['help']} at {[node['target'] for node in violation['nodes']][:3]}"
-        for violation in results.response["violations"]
-        if violation["impact"] in ("serious", "critical")
-    ]
 
 
 def test_a_manager_adds_a_criterion_in_the_rows_and_the_annotator_is_asked_it(page, live_server):
@@ -66,7 +56,7 @@ def test_a_manager_adds_a_criterion_in_the_rows_and_the_annotator_is_asked_it(pa
     expect(bad.get_by_label("Key")).to_have_value("Honest!")
     expect(bad.get_by_label("Key")).to_have_attribute("aria-invalid", "true")
     assert Project.objects.get(slug="crit").criteria == [HELPFUL]
-    assert not severe_violations(page)
+    assert not audit(page)
 
     # Fixed and saved: listed as a row, stored as the criteria service keeps it.
     bad.get_by_label("Key").fill("honest")
@@ -79,7 +69,7 @@ def test_a_manager_adds_a_criterion_in_the_rows_and_the_annotator_is_asked_it(pa
     honest = {"key": "honest", "label": "Is it honest?", "type": "flag", "per_response": False, "required": False}
     assert Project.objects.get(slug="crit").criteria == [HELPFUL, honest]
     page.reload()  # audited without the flash message (the shell's message list is audited elsewhere)
-    assert not severe_violations(page)
+    assert not audit(page)
     if os.environ.get("UPDATE_SCREENSHOTS"):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         criteria.screenshot(path=str(SCREENSHOTS / "manager-settings-criteria.png"))

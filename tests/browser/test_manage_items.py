@@ -6,18 +6,17 @@ import re
 from pathlib import Path
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from labeling.models import Item, Project, Response
 from labeling.services.assignment import assignment_next
 from labeling.services.judgments import judgment_submit, ranking_from_choice
-from tests.factories import PASSWORD, ItemFactory, MembershipFactory, ProjectFactory
+from tests.browser.helpers import audit, log_in
+from tests.factories import ItemFactory, MembershipFactory, ProjectFactory
 
 pytestmark = pytest.mark.browser
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-SEVERE = ("serious", "critical")
 
 
 def make_project() -> Project:
@@ -43,24 +42,6 @@ def make_project() -> Project:
         assignment=assignment, annotator=anna, ranking=ranking_from_choice(assignment=assignment, choice=choice)
     )
     return project
-
-
-def log_in(page: Page, username: str) -> None:
-    page.goto("/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_label("Password").press("Enter")
-    expect(page.locator(".topbar .who")).to_have_text(username)
-
-
-def severe_violations(page: Page) -> list[str]:
-    results = Axe().run(page)
-    return [
-        f"{violation['id']} ({violation['impact']}): {violation['help']} at "
-        f"{[node['target'] for node in violation['nodes']][:3]}"
-        for violation in results.response["violations"]
-        if violation["impact"] in SEVERE
-    ]
 
 
 def test_a_manager_marks_a_gold_answer_as_b_and_sees_it_as_b(page, live_server):
@@ -89,9 +70,9 @@ def test_a_manager_marks_a_gold_answer_as_b_and_sees_it_as_b(page, live_server):
     expect(detail.get_by_test_id("judgments")).to_contain_text("anna")
     expect(detail.get_by_test_id("judgments")).to_contain_text("B over A")
     assert page.url.endswith("/p/gold/items/")  # never left the page
-    found = severe_violations(page)
+    found = audit(page)
     page.emulate_media(color_scheme="dark")
-    found += severe_violations(page)
+    found += audit(page)
     page.emulate_media(color_scheme="light")
     assert not found, "\n".join(found)
 

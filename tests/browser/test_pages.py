@@ -8,7 +8,6 @@ With UPDATE_SCREENSHOTS set, the pages are also saved under docs/screenshots/.
 import random
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from django.conf import settings
 from django.test import Client
 from playwright.sync_api import Page, expect
@@ -16,7 +15,7 @@ from playwright.sync_api import Page, expect
 from labeling.models import Item, Membership, Project, Response
 from labeling.services.assignment import assignment_next
 from labeling.services.judgments import judgment_submit, ranking_from_choice
-from tests.browser.screens import save_screenshot
+from tests.browser.helpers import audit, save_screenshot
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.browser
@@ -198,18 +197,6 @@ AUDITED = {
         "/p/hh/annotate/",
     ),
 }
-SEVERE = ("serious", "critical")
-
-
-def audit(page: Page) -> list[str]:
-    """axe-core's serious and critical violations on the page, one line each."""
-    results = Axe().run(page)
-    return [
-        f"{page.url}: {violation['id']} ({violation['impact']}): {violation['help']} "
-        f"at {[node['target'] for node in violation['nodes']][:3]}"
-        for violation in results.response["violations"]
-        if violation["impact"] in SEVERE
-    ]
 
 
 @pytest.mark.parametrize("scheme", ("light", "dark"))
