@@ -188,7 +188,7 @@ DATABASE_URL = env("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DB_PREPARED_STATEMENTS", True):
-        # The annotation loop's hand-written statements (labeling/services/sql.py) are
+        # The annotation loop's hand-written statements (labeling/db/sql.py) are
         # prepared on each connection from their second use; the ORM's are not.
         DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 1
 else:

@@ -13,8 +13,8 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import Http404
 
+from labeling.db import sql
 from labeling.models import Assignment, Item, Job, Judgment, Membership, Project
-from labeling.services import sql
 
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,64}\Z")  # anything else cannot name a project (and may upset the database)
 
@@ -23,7 +23,7 @@ def project_for_user(user: AbstractBaseUser, slug: str, *, manager: bool = False
     """The project named `slug` if `user` is a member (a manager when asked), else 404."""
     if not user.is_authenticated or not _SLUG.match(slug or ""):
         raise Http404("No such project.")
-    # Hand-written: the API asks this on every request (see labeling/services/sql.py).
+    # Hand-written: the API asks this on every request (see labeling/db/sql.py).
     query = (
         f"SELECT {sql.columns(Project, 'p')} FROM labeling_project p"  # noqa: S608 - column names, values are params
         " INNER JOIN labeling_membership m ON m.project_id = p.id"
@@ -84,7 +84,7 @@ def assignment_for_user(
 
 
 def _assignment_locked(user: AbstractBaseUser, pk: uuid.UUID, project: Project | None) -> Assignment:
-    """`assignment_for_user(lock=True)`: one hand-written statement (see labeling/services/sql.py)."""
+    """`assignment_for_user(lock=True)`: one hand-written statement (see labeling/db/sql.py)."""
     assert connection.in_atomic_block, "lock=True needs a transaction"
     query = (
         f"SELECT {sql.columns(Assignment, 'a')}, {sql.columns(Project, 'p')}, i.id, i.withdrawn_at"  # noqa: S608

@@ -11,8 +11,8 @@ from ninja import File, Form, NinjaAPI, Schema, Status, UploadedFile
 from ninja.security import HttpBearer
 
 from labeling.access import assignment_for_user, job_for_user, project_for_user, projects_for_user
+from labeling.db import sql
 from labeling.models import Assignment, Membership
-from labeling.services import sql
 from labeling.services.assignment import assignment_next, assignment_skip
 from labeling.services.errors import DomainError, NotFound
 from labeling.services.exporting import ExportOptions

@@ -20,8 +20,8 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, prefetch_related_objects
 from django.utils import timezone
 
+from labeling.db import sql
 from labeling.models import Assignment, Item, Project, Response
-from labeling.services import sql
 from labeling.services.errors import Conflict, InvalidInput, NotFound
 from labeling.services.text import text_checked
 

@@ -7,8 +7,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
+from labeling.db import sql
 from labeling.models import Assignment, Item, Judgment, JudgmentRevision, Project
-from labeling.services import sql
 from labeling.services.criteria import criteria_answers_validate
 from labeling.services.errors import Conflict, InvalidInput, ItemWithdrawn, NotFound
 from labeling.services.items import STRENGTH_WORDS, last_user_turn, plain_excerpt, ranking_label

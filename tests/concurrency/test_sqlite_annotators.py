@@ -117,7 +117,7 @@ def test_eight_annotators_at_once_on_a_sqlite_url_never_fail(tmp_path):
 TURNS = """
 import json, threading, time, django
 django.setup()
-from labeling.services import sql
+from labeling.db import sql
 order, holding = [], threading.Event()
 def first():
     with sql.writers_in_turn():

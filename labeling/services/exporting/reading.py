@@ -23,8 +23,8 @@ import pyarrow.json as pjson
 from django.conf import settings
 from django.db import connection
 
+from labeling.db import sql
 from labeling.models import Item, Judgment, Project, Response
-from labeling.services import sql
 from labeling.services.exporting import streams
 from labeling.services.exporting.aggregate import ONE_VOTE_RANKING
 from labeling.services.exporting.columnar import whole

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from django.db import transaction
 
+from labeling.db import sql
 from labeling.models import Item, Project, Response
-from labeling.services import sql
 from labeling.services.errors import InvalidInput
 from labeling.services.importing.writer import BatchWriter
 from labeling.services.memory import older_objects_frozen

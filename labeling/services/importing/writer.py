@@ -16,8 +16,8 @@ from functools import lru_cache
 from django.db import connection, models
 from django.utils import timezone
 
+from labeling.db import sql
 from labeling.models import Item, Project, Response
-from labeling.services import sql
 from labeling.services.parsing.batches import ITEM_VALUES, RESPONSE_VALUES, ItemBatch
 
 __all__ = ["BatchWriter"]

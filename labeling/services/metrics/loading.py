@@ -24,9 +24,9 @@ from django.db.models import BigIntegerField, Case, F, IntegerField, Q, TextFiel
 from django.db.models.fields.json import KT, KeyTextTransform
 from django.db.models.functions import Cast, Floor
 
+from labeling.db.sql import csv_field
 from labeling.models import Item, Judgment, Project, Response
 from labeling.services.rankings import pair_outcomes
-from labeling.services.sql import csv_field
 
 
 def _int(expression):
