@@ -18,24 +18,27 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+import common
+from common import HOST, ROOT
 from playwright.sync_api import sync_playwright
 
-HERE = Path(__file__).resolve().parent
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 SEED = """
 import json, random, sys, django
 django.setup()
 from labeling.models import Item, Project, Response
-from labeling.services.projects import membership_add, project_create
+from labeling.services.projects import project_create
+try:
+    from labeling.services.members import membership_add
+except ImportError:  # a checkout (--app-dir) from before the members module
+    from labeling.services.projects import membership_add
 rng = random.Random(7)
 words = "the model should answer the question directly and say when it does not know while staying polite".split()
 text = lambda n: " ".join(rng.choice(words) for _ in range(n)).capitalize() + "."
@@ -64,41 +67,26 @@ PROBE = """() => {
 }"""
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def serve(app_dir: Path, folder: Path, items: int) -> tuple[subprocess.Popen, str]:
-    env = {
-        **os.environ,
-        "DEBUG": "1",
-        "SECRET_KEY": "bench",
-        "SQLITE_PATH": str(folder / "db.sqlite3"),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DOTENV_PATH": str(folder / "none.env"),
-        "PYTHONPATH": str(app_dir),
-        "DJANGO_SETTINGS_MODULE": "feedback.settings",
-    }
-    env.pop("DATABASE_URL", None)
+    env = common.django_env(
+        {"SQLITE_PATH": str(folder / "db.sqlite3")},
+        DEBUG="1",  # runserver serves the static files, as on a developer's machine
+        ALLOWED_HOSTS=HOST,
+        PYTHONPATH=str(app_dir),
+        DJANGO_SETTINGS_MODULE="feedback.settings",
+    )
     python = sys.executable
     for args in (["manage.py", "migrate", "--noinput", "-v0"], ["manage.py", "demo"], ["-c", SEED, str(items)]):
         done = subprocess.run([python, *args], cwd=app_dir, env=env, capture_output=True, text=True)
         if done.returncode:
             raise SystemExit(f"{' '.join(args[:2])} failed:\n{done.stderr[-2000:]}")
-    port = free_port()
+    port = common.free_port()
     server = subprocess.Popen(
-        [python, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        [python, "manage.py", "runserver", "--noreload", f"{HOST}:{port}"],
         cwd=app_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    return server, f"http://127.0.0.1:{port}"
+    common.wait_for_port(port)
+    return server, f"http://{HOST}:{port}"
 
 
 def measure(base: str, items: int) -> dict:
@@ -132,27 +120,20 @@ def measure(base: str, items: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--app-dir", default=str(HERE.parent), help="the checkout to serve (default: this one)")
+    parser.add_argument("--app-dir", default=str(ROOT), help="the checkout to serve (default: this one)")
     parser.add_argument("--items", type=int, default=40, help="items judged and timed (default 40)")
     parser.add_argument("--out", default="annotate_paint", help="results file name, without .json/.md")
     args = parser.parse_args()
     app_dir = Path(args.app_dir).resolve()
-    commit = subprocess.run(["git", "-C", str(app_dir), "log", "-1", "--format=%h %s"], capture_output=True, text=True)
+    code = common.code_state(app_dir)
     machine = {
-        "cpu": next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            platform.processor(),
-        ),
+        "cpu": common.cpu_model() or platform.processor(),
         "cores": os.cpu_count(),
         "load": os.getloadavg(),
         "python": platform.python_version(),
         "chromium": subprocess.run(["chromium", "--version"], capture_output=True, text=True).stdout.strip(),
         "app": str(app_dir),
-        "commit": commit.stdout.strip(),
+        "commit": " ".join(filter(None, (code.get("commit"), code.get("subject")))),
     }
     with tempfile.TemporaryDirectory() as folder:
         server, base = serve(app_dir, Path(folder), args.items + 2)
@@ -172,8 +153,6 @@ def main() -> None:
     report = {"machine": machine, "figures": figures, "paints_ms": [round(value, 2) for value in paints]}
     print(json.dumps(report["machine"], indent=2))
     print(json.dumps(figures, indent=2))
-    out = HERE / "results" / args.out
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         f"# Enter to the next item painted ({machine['commit']})",
         "",
@@ -187,8 +166,8 @@ def main() -> None:
         f"{figures['bytes_by_type'].get('stylesheet', 0):,} |",
         "",
     ]
-    out.with_suffix(".md").write_text("\n".join(lines))
-    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+    out = common.results_write(args.out, report, "\n".join(lines))
+    print(f"wrote {out} and {out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ memory (polled from /proc), and the CPU time of the PostgreSQL backends serving 
 /proc/<pid>/stat, polled every 50 ms through pg_stat_activity: the last 50 ms of a backend may be
 missed). The load average before each run is recorded, because other work may share the machine.
 
-    .venv/bin/python bench/export_cpu.py --db-name exp4_bench --slug export-1000000 \\
-        --tree /work/main --tree . --runs 3 --out exp4_alternating
+    .venv/bin/python bench/import_export.py --only export --skip-sqlite --keep-db --db-name export_cpu_bench \\
+        --sizes 1000000 --stats-first --out import_export_quick        # seed once (about 4 minutes), keep
+    .venv/bin/python bench/export_cpu.py --db-name export_cpu_bench --tree /path/to/other/checkout --tree . --runs 3
 
-Runs the trees alternately, `--runs` times each, and writes bench/results/<out>.json.
+Runs the trees alternately, `--runs` times each, and writes bench/results/<out>.json (default export_cpu).
 """
 
 import argparse
@@ -24,35 +25,30 @@ import tempfile
 import time
 from pathlib import Path
 
-import psycopg
-from import_export import PG_SERVER, ROOT, backend_cpu_seconds, memory_kb  # this folder's sibling script
+import common
+from common import PG_SERVER, ROOT
 
 
 def run(tree: Path, database: str, slug: str, out: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
-    env = dict(
-        os.environ,
-        DATABASE_URL=f"{PG_SERVER}/{database}",
-        DEBUG="0",
-        SECRET_KEY="bench",
-        ALLOWED_HOSTS="localhost",
-        PYTHONDONTWRITEBYTECODE="1",
+    env = common.django_env(
+        {"DATABASE_URL": f"{PG_SERVER}/{database}"}, ALLOWED_HOSTS="localhost", PYTHONDONTWRITEBYTECODE="1"
     )
-    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.pop("DJANGO_SETTINGS_MODULE", None)  # manage.py's own
     load = os.getloadavg()[0]
     command = [sys.executable, "manage.py", "export_preferences", slug, "--out", str(out)]
     backends: dict[int, float] = {}
     hwm = anon = 0
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as admin:
+    with common.pg_connect(f"{PG_SERVER}/postgres") as admin:
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
-            backends.update(backend_cpu_seconds(admin, database))  # new backends per command: their CPU counts from 0
-            now_hwm, now_anon = memory_kb(process.pid)
-            hwm, anon = max(hwm, now_hwm), max(anon, now_anon)
+            backends.update(common.backend_cpu_seconds(admin, database))  # new backends per command: CPU from 0
+            status_now = common.proc_status(process.pid)
+            hwm, anon = max(hwm, status_now.get("VmHWM", 0)), max(anon, status_now.get("RssAnon", 0))
             time.sleep(0.05)
         seconds = time.perf_counter() - started
     stdout, stderr = (stream.read().decode() for stream in (process.stdout, process.stderr))
@@ -60,9 +56,7 @@ def run(tree: Path, database: str, slug: str, out: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     return {
         "tree": str(tree),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True
-        ).stdout.strip(),
+        "commit": common.git_commit(tree),
         "load_average_before": round(load, 2),
         "returncode": os.waitstatus_to_exitcode(status),
         "seconds": round(seconds, 2),
@@ -85,7 +79,7 @@ def main() -> None:
     parser.add_argument("--slug", default="export-1000000")
     parser.add_argument("--tree", action="append", type=Path, help="A source tree to run (repeat to alternate).")
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--out", required=True, help="bench/results/<out>.json")
+    parser.add_argument("--out", default="export_cpu", help="bench/results/<out>.json (default export_cpu)")
     args = parser.parse_args()
     trees = [tree.resolve() for tree in args.tree or [ROOT]]
     runs = []
@@ -96,7 +90,7 @@ def main() -> None:
                 runs.append({"run": index + 1, **found})
                 print(json.dumps({key: value for key, value in found.items() if key != "stdout"}), flush=True)
     result = {"taken": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "slug": args.slug, "runs": runs}
-    (ROOT / "bench" / "results" / f"{args.out}.json").write_text(json.dumps(result, indent=1) + "\n")
+    common.results_write(args.out, result, indent=1)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ bench/results/simulate_overlap.json and .md.
 """
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -20,21 +19,20 @@ import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+import common
+from common import ROOT
+
 ACCURACIES = [0.95, 0.9, 0.85, 0.8, 0.8, 0.75, 0.75, 0.7, 0.7, 0.65, 0.6, 0.6]
 
 
 def setup_django(database: Path) -> None:
     sys.path.insert(0, str(ROOT))
+    os.environ.pop("DATABASE_URL", None)  # this throw-away SQLite file only
     os.environ.update(
-        DJANGO_SETTINGS_MODULE="feedback.settings",
-        DEBUG="0",
-        SECRET_KEY="simulation",
-        ALLOWED_HOSTS="localhost",
-        SQLITE_PATH=str(database),
+        common.django_env(
+            {"SQLITE_PATH": str(database)}, DJANGO_SETTINGS_MODULE="feedback.settings", ALLOWED_HOSTS="localhost"
+        )
     )
-    os.environ.pop("DATABASE_URL", None)
     import django
     from django.core.management import call_command
 
@@ -48,7 +46,8 @@ def run(policy: str, items: int, seed: int) -> dict:
     from labeling.models import Item, Judgment, Response
     from labeling.services.assignment import assignment_next
     from labeling.services.judgments import judgment_submit
-    from labeling.services.projects import membership_add, project_create
+    from labeling.services.members import membership_add
+    from labeling.services.projects import project_create
 
     rng = random.Random(seed)
     adaptive = policy == "adaptive"
@@ -86,7 +85,7 @@ def run(policy: str, items: int, seed: int) -> dict:
                 continue
             better = truth[assignment.item_id] if rng.random() < accuracy else 1 - truth[assignment.item_id]
             ranked = sorted(assignment.shown_order, key=lambda pk: positions[pk] != better)
-            judgment_submit(assignment=assignment, annotator=user, ranking=[[ranked[0]], [ranked[1]]])
+            judgment_submit(assignment_id=assignment.pk, annotator=user, ranking=[[ranked[0]], [ranked[1]]])
     seconds = time.perf_counter() - started
     votes: dict[int, Counter] = {}
     for item_id, ranking in Judgment.objects.filter(project=project).values_list("item_id", "ranking"):
@@ -128,8 +127,6 @@ def main() -> None:
         "results": results,
         "judgments_saved": round(saving, 4),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "simulate_overlap.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         f"# Fixed against adaptive overlap ({args.items} items, {len(ACCURACIES)} simulated annotators)",
         "",
@@ -144,7 +141,7 @@ def main() -> None:
         for r in results
     ]
     lines += ["", f"Adaptive overlap spent {saving:.1%} fewer judgments."]
-    (RESULTS / "simulate_overlap.md").write_text("\n".join(lines) + "\n")
+    common.results_write("simulate_overlap", report, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -4,7 +4,7 @@
 The dataset card of every export calls `project_stats` when the stored figures are not
 current, so the recompute's memory is part of the export's. This measures it on its own:
 
-1. seeds the same projects as `dashboard_time.py` (its seeding functions, in the database
+1. seeds the same projects as `dashboard_time.py` (`dashboard_seed.py`, in the database
    given by `--db-url`, created unless `--reuse` finds it seeded): pairwise, overlap 3,
    8 models, 30 annotators, 50 gold items, a reference on every item;
 2. for each size, `--repeats` times, starts a fresh Python process that sets Django up,
@@ -25,7 +25,7 @@ current, so the recompute's memory is part of the export's. This measures it on 
    seconds, not wall time, on a shared machine.
 
     .venv/bin/python bench/stats_memory.py --db-url postgres://postgres@127.0.0.1:5432/stats_bench
-    .venv/bin/python bench/stats_memory.py --reuse --steps --out stats_memory_before
+    .venv/bin/python bench/stats_memory.py --reuse --steps      # keep the seeded database
 """
 
 from __future__ import annotations
@@ -43,18 +43,16 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
+import common
+import dashboard_seed
+
 DEFAULT_DB_URL = "postgres://postgres@127.0.0.1:5432/feedback_stats_bench"
 POLL_SECONDS = 0.005
 WARM_SLUG = "stats-memory-warm-up"
 
-sys.path.insert(0, str(ROOT / "bench"))
-import dashboard_time  # noqa: E402  (the seeding of the dashboard benchmark, reused as is)
-
 
 def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    common.log(message, stderr=True)  # the child's stdout carries its report
 
 
 def parse_args(argv=None):
@@ -75,12 +73,8 @@ def parse_args(argv=None):
 
 def _status() -> dict[str, int]:
     """kB figures of /proc/self/status."""
-    values = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        name, _, rest = line.partition(":")
-        if name in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
-            values[name] = int(rest.split()[0])
-    return values
+    found = common.proc_status()
+    return {name: found.get(name, 0) for name in ("VmRSS", "VmHWM", "RssAnon", "RssFile")}
 
 
 def _reset_peak() -> None:
@@ -89,8 +83,7 @@ def _reset_peak() -> None:
 
 
 def _backend_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return common.proc_cpu_seconds(pid) or 0.0
 
 
 def _cpu() -> float:
@@ -178,7 +171,7 @@ def _run_steps(project, backend: int, into: list) -> None:
 
 
 def child(slug: str, db_url: str, steps: bool) -> None:
-    dashboard_time.django_setup(db_url)
+    dashboard_seed.django_setup(db_url)
     from django.db import connection
 
     from labeling.models import Project
@@ -196,7 +189,7 @@ def child(slug: str, db_url: str, steps: bool) -> None:
     if steps:
         report["steps"] = []
         # The reads' work_mem, as stats.analyse sets it (code before it had no such context).
-        reading_memory = getattr(importlib.import_module("labeling.services.metrics.loading"), "reading_memory", None)
+        reading_memory = getattr(importlib.import_module("labeling.db.chunks"), "reading_memory", None)
         with contextlib.ExitStack() as stack:
             if reading_memory is not None:
                 stack.enter_context(reading_memory())
@@ -219,19 +212,6 @@ def child(slug: str, db_url: str, steps: bool) -> None:
 # --------------------------------------------------------------------------- the parent
 
 
-def _anon_kb(pid: int) -> tuple[int, int]:
-    anon = rss = 0
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                anon = int(line.split()[1])
-            elif line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return anon, rss
-
-
 def run_child(slug: str, db_url: str, steps: bool) -> dict:
     command = [sys.executable, __file__, "--child", slug, "--db-url", db_url]
     if steps:
@@ -243,7 +223,8 @@ def run_child(slug: str, db_url: str, steps: bool) -> dict:
 
     def poll():
         while not done.is_set():
-            anon, rss = _anon_kb(process.pid)
+            found = common.proc_status(process.pid)
+            anon, rss = found.get("RssAnon", 0), found.get("VmRSS", 0)
             peak["anon"], peak["rss"] = max(peak["anon"], anon), max(peak["rss"], rss)
             time.sleep(POLL_SECONDS)
 
@@ -282,17 +263,7 @@ FIGURES = (
 )
 
 
-def _commit() -> str:
-    result = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
-    )
-    return result.stdout.strip() + (" (+ uncommitted changes)" if dirty.stdout.strip() else "")
-
-
 def write_results(out: str, report: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{out}.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         "# Memory of one stats recompute (`project_stats`, nothing stored)",
         "",
@@ -352,7 +323,7 @@ def write_results(out: str, report: dict) -> None:
             "- Leaderboard: "
             + ", ".join(f"{r['model']} {r['score']} [{r['ci_low']}, {r['ci_high']}]" for r in document["leaderboard"]),
         ]
-    (RESULTS / f"{out}.md").write_text("\n".join(lines) + "\n")
+    common.results_write(out, report, "\n".join(lines) + "\n")
 
 
 def main(argv=None) -> None:
@@ -361,20 +332,20 @@ def main(argv=None) -> None:
         child(args.child, args.db_url, args.child_steps)
         return
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    load_at_start = [round(value, 2) for value in os.getloadavg()]
-    dashboard_time.database_prepare(args.db_url, args.reuse)
-    dashboard_time.django_setup(args.db_url)
+    load_at_start = common.load_average()
+    dashboard_seed.database_prepare(args.db_url, args.reuse)
+    dashboard_seed.django_setup(args.db_url)
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
     for size in args.sizes:
-        dashboard_time.seed_project(size)
+        dashboard_seed.seed_project(size)
     from django.db import connections
 
     connections.close_all()
     sizes = []
     for size in args.sizes:
-        slug = dashboard_time.slug_for(size)
+        slug = dashboard_seed.slug_for(size)
         runs = []
         for _ in range(args.repeats):
             runs.append(run_child(slug, args.db_url, steps=False))
@@ -395,10 +366,10 @@ def main(argv=None) -> None:
         sizes.append(result)
     report = {
         "started_at": started_at,
-        "commit": _commit(),
+        "commit": common.git_commit(dirty_note=True),
         "repeats": args.repeats,
         "load_at_start": load_at_start,
-        "load_at_end": [round(value, 2) for value in os.getloadavg()],
+        "load_at_end": common.load_average(),
         "sizes": sizes,
     }
     write_results(args.out, report)
