@@ -13,4 +13,4 @@ from django.urls import reverse
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "feedback.settings")
 application = get_wsgi_application()
-reverse("home")  # imports the URLconf and builds its reverse index
+reverse("labeling:home")  # imports the URLconf and builds its reverse index

@@ -8,46 +8,34 @@ exist: both answer 404.
 import re
 import uuid
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.http import Http404
 
-from labeling.db import sql
+from labeling.db.lookups import project_of_member
 from labeling.models import Assignment, Item, Job, Judgment, Membership, Project
 
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,64}\Z")  # anything else cannot name a project (and may upset the database)
 
 
-def project_for_user(user: AbstractBaseUser, slug: str, *, manager: bool = False) -> Project:
+def project_for_user(user: User | AnonymousUser, slug: str, *, manager: bool = False) -> Project:
     """The project named `slug` if `user` is a member (a manager when asked), else 404."""
     if not user.is_authenticated or not _SLUG.match(slug or ""):
         raise Http404("No such project.")
-    # Hand-written: the API asks this on every request (see labeling/db/sql.py).
-    query = (
-        f"SELECT {sql.columns(Project, 'p')} FROM labeling_project p"  # noqa: S608 - column names, values are params
-        " INNER JOIN labeling_membership m ON m.project_id = p.id"
-        " WHERE p.slug = %s AND m.user_id = %s"
-    )
-    params = [slug, user.pk]
-    if manager:
-        query += " AND m.role = %s"
-        params.append(Membership.Role.MANAGER)
-    row = sql.one(query + " LIMIT 1", params)
-    if row is None:
+    project = project_of_member(slug=slug, user_id=user.pk, role=Membership.Role.MANAGER if manager else None)
+    if project is None:
         raise Http404("No such project.")
-    (project,) = sql.load_joined(row, Project)
     return project
 
 
-def role_in_project(user: AbstractBaseUser, project: Project) -> str | None:
+def role_in_project(user: User | AnonymousUser, project: Project) -> str | None:
     """The user's role in `project` (what the app shell offers them), or None for outsiders."""
     if not user.is_authenticated:
         return None
     return Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
 
 
-def projects_for_user(user: AbstractBaseUser):
+def projects_for_user(user: User | AnonymousUser):
     """The projects `user` belongs to, newest first."""
     if not user.is_authenticated:
         return Project.objects.none()
@@ -55,23 +43,15 @@ def projects_for_user(user: AbstractBaseUser):
 
 
 def assignment_for_user(
-    user: AbstractBaseUser, assignment_id: str, *, project: Project | None = None, lock: bool = False
+    user: User | AnonymousUser, assignment_id: str, *, project: Project | None = None
 ) -> Assignment:
-    """The user's own assignment with that id, in a project they still belong to; else 404.
-
-    `lock` (inside a transaction): the assignment row is locked by this same query
-    and its state is the latest committed one (PostgreSQL re-reads a row it waited
-    for), so `judgment_submit` need not lock it again. The item comes with only what
-    a submit reads.
-    """
+    """The user's own assignment with that id, in a project they still belong to; else 404."""
     try:
         pk = uuid.UUID(str(assignment_id))
     except ValueError:
         raise Http404("No such assignment.") from None
     if not user.is_authenticated:
         raise Http404("No such assignment.")
-    if lock:
-        return _assignment_locked(user, pk, project)
     queryset = Assignment.objects.select_related("item", "project").filter(
         pk=pk, annotator=user, project__memberships__user=user
     )
@@ -83,33 +63,7 @@ def assignment_for_user(
     return assignment
 
 
-def _assignment_locked(user: AbstractBaseUser, pk: uuid.UUID, project: Project | None) -> Assignment:
-    """`assignment_for_user(lock=True)`: one hand-written statement (see labeling/db/sql.py)."""
-    assert connection.in_atomic_block, "lock=True needs a transaction"
-    query = (
-        f"SELECT {sql.columns(Assignment, 'a')}, {sql.columns(Project, 'p')}, i.id, i.withdrawn_at"  # noqa: S608
-        " FROM labeling_assignment a"
-        " INNER JOIN labeling_project p ON p.id = a.project_id"
-        " INNER JOIN labeling_membership m ON m.project_id = a.project_id AND m.user_id = %s"
-        " INNER JOIN labeling_item i ON i.id = a.item_id"
-        " WHERE a.id = %s AND a.annotator_id = %s"
-    )
-    params = [user.pk, sql.prep(Assignment, "id", pk), user.pk]
-    if project is not None:
-        query += " AND a.project_id = %s"
-        params.append(project.pk)
-    if connection.features.has_select_for_update_of:
-        query += " FOR UPDATE OF a"  # SQLite has no row locks: its transactions take the write lock at BEGIN
-    row = sql.one(query, params)
-    if row is None:
-        raise Http404("No such assignment.")
-    assignment, assignment.project = sql.load_joined(row, Assignment, Project)
-    assignment.item = sql.load(Item, ("id", "withdrawn_at"), row[-2:])  # the rest of the item loads if read
-    assignment.locked = True
-    return assignment
-
-
-def judgment_for_user(user: AbstractBaseUser, judgment_id: str, *, project: Project) -> Judgment:
+def judgment_for_user(user: User | AnonymousUser, judgment_id: str, *, project: Project) -> Judgment:
     """The user's own judgment with that id in `project`; else 404."""
     try:
         pk = uuid.UUID(str(judgment_id))
@@ -127,7 +81,7 @@ def judgment_for_user(user: AbstractBaseUser, judgment_id: str, *, project: Proj
     return judgment
 
 
-def job_for_user(user: AbstractBaseUser, job_id: str) -> Job:
+def job_for_user(user: User | AnonymousUser, job_id: str) -> Job:
     """A job of a project the user manages; else 404."""
     try:
         pk = uuid.UUID(str(job_id))
@@ -145,7 +99,7 @@ def job_for_user(user: AbstractBaseUser, job_id: str) -> Job:
     return job
 
 
-def project_for_manager(user: AbstractBaseUser, slug: str) -> Project:
+def project_for_manager(user: User | AnonymousUser, slug: str) -> Project:
     """The project named `slug` for its managers; 403 for its annotators; 404 for everyone else.
 
     Annotators know the project exists (they work in it), so telling them "not yours

@@ -5,13 +5,12 @@ The OpenAPI schema is served at /api/openapi.json.
 
 import json
 
-from django.db import DataError, transaction
+from django.db import DataError
 from django.http import FileResponse, HttpRequest, HttpResponse
 from ninja import File, Form, NinjaAPI, Schema, Status, UploadedFile
 from ninja.security import HttpBearer
 
 from labeling.access import assignment_for_user, job_for_user, project_for_user, projects_for_user
-from labeling.db import sql
 from labeling.models import Assignment, Membership
 from labeling.services.assignment import assignment_next, assignment_skip
 from labeling.services.errors import DomainError, NotFound
@@ -24,8 +23,10 @@ from labeling.services.jobs import (
     job_status,
 )
 from labeling.services.judgments import judgment_submit
+from labeling.services.members import membership_add
 from labeling.services.metrics import project_stats
-from labeling.services.projects import membership_add, project_create_managed, token_user
+from labeling.services.projects import project_create_managed
+from labeling.services.tokens import token_user
 
 
 class BearerToken(HttpBearer):
@@ -113,7 +114,6 @@ def _prompt_plain(prompt) -> bool:
 def _assignment_out(assignment: Assignment) -> dict:
     item = assignment.item
     show_models = assignment.project.show_model_names
-    responses = {response.pk: response for response in item.responses.all()}
     return {
         "assignment": str(assignment.pk),
         "expires_at": assignment.expires_at.isoformat(),
@@ -122,11 +122,11 @@ def _assignment_out(assignment: Assignment) -> dict:
             "prompt": item.prompt,
             "responses": [
                 {
-                    "id": str(pk),
-                    "content": responses[pk].content,
-                    **({"model": responses[pk].model} if show_models else {}),
+                    "id": str(response.pk),
+                    "content": response.content,
+                    **({"model": response.model} if show_models else {}),
                 }
-                for pk in assignment.shown_order
+                for response in assignment.responses_shown()
             ],
         },
     }
@@ -149,18 +149,17 @@ def next_item(request, slug: str):
 @api.post("/assignments/{assignment_id}/judgment", response={200: JudgmentOut, 201: JudgmentOut})
 def submit_judgment(request, assignment_id: str, payload: JudgmentIn):
     """Store a judgment: 201 the first time, 200 with the same id on a retry."""
-    with sql.writers_in_turn(), transaction.atomic():
-        # The access check locks the assignment for the submit: one statement, not two.
-        assignment = assignment_for_user(request.user, assignment_id, lock=True)
-        judgment, created = judgment_submit(
-            assignment=assignment,
-            annotator=request.user,
-            ranking=payload.ranking,
-            strength=payload.strength,
-            both_bad=payload.both_bad,
-            rationale=payload.rationale,
-            criteria=payload.criteria,
-        )
+    # The service finds the assignment among the user's own, in a project they belong
+    # to, and locks it, in one statement: a lookup here first would cost a second one.
+    judgment, created = judgment_submit(
+        assignment_id=assignment_id,
+        annotator=request.user,
+        ranking=payload.ranking,
+        strength=payload.strength,
+        both_bad=payload.both_bad,
+        rationale=payload.rationale,
+        criteria=payload.criteria,
+    )
     return _json(201 if created else 200, {"judgment": str(judgment.pk)})
 
 
@@ -240,7 +239,10 @@ def create_project(request, payload: ProjectIn):
 
 @api.post("/projects/{slug}/members", response=MemberOut)
 def add_member(request, slug: str, payload: MemberIn):
-    """Add a user to the project, or change their role (managers only)."""
+    """Add a user to the project, or change their role (managers only); `create` makes a missing account.
+
+    An account made here has no working password until an administrator sets one.
+    """
     project = project_for_user(request.user, slug, manager=True)
     membership = membership_add(project=project, username=payload.username, role=payload.role, create=payload.create)
     return {"username": membership.user.username, "role": membership.role}

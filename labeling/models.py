@@ -1,6 +1,7 @@
 """Data and invariants. Workflows live in labeling/services/, not here."""
 
 import uuid
+from typing import cast
 
 from django.conf import settings
 from django.db import models
@@ -64,7 +65,7 @@ class Project(models.Model):
     @property
     def initial_target(self) -> int:
         """Judgments a new item asks for: min_votes under adaptive overlap, else the overlap."""
-        return self.min_votes if self.adaptive else self.overlap
+        return cast(int, self.min_votes) if self.adaptive else self.overlap  # adaptive: min_votes is set
 
 
 class Membership(models.Model):
@@ -189,8 +190,20 @@ class Assignment(models.Model):
             models.Index(fields=["annotator", "project", "state"], name="assignment_annotator_state"),
         ]
 
+    # The item's responses, when the claim that made this lease read them with the item
+    # (see `responses_shown`); not a field.
+    claimed_responses: list | None = None
+
     def __str__(self) -> str:
         return f"{self.annotator} on {self.item} ({self.state})"
+
+    def responses_shown(self) -> list:
+        """The item's responses in the order this annotator sees them, left to right."""
+        responses = self.claimed_responses
+        if responses is None:
+            responses = list(self.item.responses.all())
+        by_id = {response.pk: response for response in responses}
+        return [by_id[pk] for pk in self.shown_order]
 
 
 class Judgment(models.Model):

@@ -17,22 +17,25 @@ import fcntl
 import os
 from contextlib import contextmanager
 from functools import cache
+from typing import Any, TypeVar
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Field, Model
+
+M = TypeVar("M", bound=Model)
 
 
 @cache
 def _insert_sql(model: type[Model]) -> tuple[str, tuple]:
     fields = tuple(field for field in model._meta.concrete_fields)
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in fields)
+    columns = ", ".join(quote(str(field.column)) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     table = quote(model._meta.db_table)
     return f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", fields  # noqa: S608 - names, not values
 
 
-def insert(obj: Model, *, before: str = "", before_params=()) -> Model:
+def insert(obj: M, *, before: str = "", before_params=()) -> M:
     """INSERT `obj` (a model with a client-side primary key, such as a UUID) as `save()` would, in one statement.
 
     `before`: a `WITH ...` clause of other changes (PostgreSQL) made by the same statement.
@@ -41,6 +44,8 @@ def insert(obj: Model, *, before: str = "", before_params=()) -> Model:
     params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
     with _cursor() as cursor:
         cursor.execute(f"{before} {sql}" if before else sql, [*before_params, *params])
+    # What `save()` records once a row exists (Django has no public way to say so): a later
+    # `save()` updates the row instead of inserting it again.
     obj._state.adding = False
     obj._state.db = connection.alias
     return obj
@@ -53,7 +58,11 @@ def _cursor():
     from django.db.backends.postgresql.base import ServerBindingCursor
 
     connection.ensure_connection()
-    return connection._prepare_cursor(ServerBindingCursor(connection.connection))  # Django's wrapper: errors, query log
+    connection.validate_thread_sharing()
+    connection.validate_no_broken_transaction()
+    raw = ServerBindingCursor(connection.connection)
+    # Django's own wrapper (its errors, and the query log when it is on), as `connection.cursor()` makes it.
+    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
 
 
 def execute(sql: str, params) -> int:
@@ -87,17 +96,23 @@ def csv_field(expression: str, *, quoted: bool) -> str:
 
 def prep(model: type[Model], field_name: str, value):
     """`value` as the database takes it for that field (a UUID on SQLite is text, a datetime too)."""
-    return model._meta.get_field(field_name).get_db_prep_save(value, connection)
+    return _field(model, field_name).get_db_prep_save(value, connection)
+
+
+def _field(model: type[Model], name: str) -> Field:
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field), f"{model.__name__}.{name} is a relation's reverse side, not a column"
+    return field
 
 
 @cache
 def columns(model: type[Model], alias: str) -> str:
     """Every concrete column of `model`, qualified by `alias`, in field order (for `Model.objects.raw`)."""
     quote = connection.ops.quote_name
-    return ", ".join(f"{alias}.{quote(field.column)}" for field in model._meta.concrete_fields)
+    return ", ".join(f"{alias}.{quote(str(field.column))}" for field in model._meta.concrete_fields)
 
 
-def load(model: type[Model], names: tuple[str, ...], values) -> Model:
+def load(model: type[M], names: tuple[str, ...], values) -> M:
     """A `model` instance from raw column values (field attnames `names`), through the model's converters.
 
     Fields left out are deferred: reading one loads it, as with `.only()`.
@@ -114,7 +129,7 @@ def load(model: type[Model], names: tuple[str, ...], values) -> Model:
 def _converters(model: type[Model], names: tuple[str, ...]):
     result = []
     for name in names:
-        field = model._meta.get_field(name)
+        field = _field(model, name)
         column = field.get_col(model._meta.db_table)
         result.append((column, connection.ops.get_db_converters(column) + field.get_db_converters(connection)))
     return result
@@ -126,7 +141,7 @@ def field_names(model: type[Model]) -> tuple[str, ...]:
     return tuple(field.attname for field in model._meta.concrete_fields)
 
 
-def load_joined(row, *models: type[Model]) -> list[Model]:
+def load_joined(row, *models: type[Model]) -> list[Any]:
     """Instances of `models` from a row that lists each one's `columns`, in that order; any
     columns after them are left for the caller."""
     loaded, start = [], 0

@@ -12,21 +12,21 @@ import random
 import time
 from collections import Counter
 from datetime import timedelta
-from functools import cache
+from typing import TypedDict
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, prefetch_related_objects
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
-from labeling.db import sql
+from labeling.db import leases, sql
 from labeling.models import Assignment, Item, Project, Response
 from labeling.services.errors import Conflict, InvalidInput, NotFound
 from labeling.services.text import text_checked
 
 EXPIRE_BATCH = 100
-# Open items read per claim before falling back to untouched ones (see _claim_item).
+# Open items read per claim before the whole project is searched (see _claim).
 CLAIM_WINDOW = 64
 # Gold items considered per gold claim (one is picked at random).
 GOLD_SAMPLE = 500
@@ -34,7 +34,7 @@ _shuffle = random.SystemRandom()
 _expiry_checked: dict[int, float] = {}  # project id -> monotonic time of this process's last expiry pass
 
 
-def assignment_next(*, project: Project, annotator: AbstractBaseUser) -> Assignment | None:
+def assignment_next(*, project: Project, annotator: User) -> Assignment | None:
     """The annotator's current lease in `project`, or the next one; None when nothing is left.
 
     The next one is the item leased ahead by `assignment_prefetch` when there is
@@ -75,7 +75,7 @@ def assignment_next(*, project: Project, annotator: AbstractBaseUser) -> Assignm
         return _lease_new(project, annotator, now, queued=False)
 
 
-def assignment_prefetch(*, project: Project, annotator: AbstractBaseUser) -> Assignment | None:
+def assignment_prefetch(*, project: Project, annotator: User) -> Assignment | None:
     """Lease the item after the current one, so the page can show it the moment the current one is judged."""
     if project.archived_at is not None:
         return None
@@ -92,9 +92,7 @@ def assignment_prefetch(*, project: Project, annotator: AbstractBaseUser) -> Ass
         return _lease_new(project, annotator, now, queued=True)
 
 
-def _leases(
-    project: Project, annotator: AbstractBaseUser, *, asynchronous: bool
-) -> tuple[Assignment | None, Assignment | None]:
+def _leases(project: Project, annotator: User, *, asynchronous: bool) -> tuple[Assignment | None, Assignment | None]:
     """Lock the annotator's membership, then read their current and queued leases.
 
     Two tabs or a double click of one annotator race here; the membership row
@@ -102,55 +100,37 @@ def _leases(
 
     `asynchronous` (a transaction of the lease's own): it commits without waiting for
     its WAL to reach the disk, a millisecond or more of each claim (PostgreSQL sets it
-    here; SQLite, which refuses it inside a transaction, in `sql.commits_unsynced`). A crash
-    can lose the last fraction of a second of leases, which is harmless: the items are
-    back in the queue and a submit on a lost lease answers 404. A judgment still
+    with the lock; SQLite, which refuses it inside a transaction, in `sql.commits_unsynced`).
+    A crash can lose the last fraction of a second of leases, which is harmless: the items
+    are back in the queue and a submit on a lost lease answers 404. A judgment still
     waits for the disk, and that flush carries every lease committed before it, so no
     stored judgment points at a lost lease. Inside a caller's transaction it stays off:
     the setting would last until that transaction commits, whatever else it writes.
     """
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    fast = asynchronous and connection.vendor == "postgresql"
-    set_async = ", set_config('synchronous_commit', 'off', true)" if fast else ""
-    membership = sql.one(
-        f"SELECT id{set_async} FROM labeling_membership WHERE project_id = %s AND user_id = %s{lock}",  # noqa: S608
-        [project.pk, annotator.pk],
-    )
-    if membership is None:
+    if not leases.membership_lock(project_id=project.pk, user_id=annotator.pk, asynchronous=asynchronous):
         raise NotFound("You are not a member of this project.")
     # A fresh statement after the lock, so it sees a lease the other tab just committed.
     # With their items, which the page and the API show next.
-    rows = sql.rows(
-        f"SELECT {sql.columns(Assignment, 'a')}, {sql.columns(Item, 'i')} FROM labeling_assignment a"  # noqa: S608
-        " INNER JOIN labeling_item i ON i.id = a.item_id"
-        " WHERE a.annotator_id = %s AND a.project_id = %s AND a.state = %s",
-        [annotator.pk, project.pk, Assignment.State.ACTIVE],
-    )
-    by_queue = {}
-    for row in rows:
-        lease, lease.item = sql.load_joined(row, Assignment, Item)
-        by_queue[lease.queued] = lease
+    by_queue = {lease.queued: lease for lease in leases.active_leases(project_id=project.pk, annotator_id=annotator.pk)}
     return by_queue.get(False), by_queue.get(True)
 
 
-def _lease_new(project: Project, annotator: AbstractBaseUser, now, *, queued: bool) -> Assignment | None:
+def _lease_new(project: Project, annotator: User, now, *, queued: bool) -> Assignment | None:
+    responses = None
     item = None
     if project.gold_rate and _shuffle.random() < project.gold_rate:
         item = _claim_gold(project, annotator)
         if item is not None:
             _take_slot(item)
     if item is None:
-        # One statement claims, takes the slot and reads the responses; the full search only if it found nothing.
-        item, untouched_tried = _claim_window(project, annotator)
-        if item is None:
-            item = _claim_item(project, annotator, untouched_tried=untouched_tried)
-            if item is None:
-                return None
-            _take_slot(item)
-    if not hasattr(item, "_prefetched_objects_cache"):
-        prefetch_related_objects([item], "responses")  # the page and the API show them next
-    response_ids = [response.pk for response in item.responses.all()]
-    return sql.insert(
+        claimed = _claim(project, annotator)
+        if claimed is None:
+            return None
+        item, responses = claimed
+    if responses is None:
+        responses = leases.responses_of(item.pk)
+    response_ids = [response.pk for response in responses]
+    lease = sql.insert(
         Assignment(
             project=project,
             item=item,
@@ -160,69 +140,8 @@ def _lease_new(project: Project, annotator: AbstractBaseUser, now, *, queued: bo
             expires_at=now + timedelta(seconds=project.lease_seconds),
         )
     )
-
-
-def _take_slot(item: Item) -> None:
-    sql.execute("UPDATE labeling_item SET filled = filled + 1 WHERE id = %s", [item.pk])
-    item.filled += 1
-
-
-_RESPONSE_FIELDS = ("id", "item_id", "position", "model", "content", "metadata")
-# The claim of `_claim_item`'s first steps in one hand-written statement per database.
-# {order} is the project's order of work; the window limit is written in (a prepared
-# statement's generic plan then knows it).
-#
-# PostgreSQL: lock the first open item of the window this annotator never had
-# (skip_locked), take its slot, and return it with its responses.
-_CLAIM_WINDOW_SQL = """
-WITH claimed AS (
-    UPDATE labeling_item SET filled = filled + 1
-    WHERE id = (
-        SELECT i.id FROM labeling_item i
-        WHERE i.id IN (
-            SELECT u.id FROM labeling_item u
-            WHERE u.project_id = %(project)s AND NOT u.is_complete AND NOT u.is_gold
-                AND u.withdrawn_at IS NULL AND u.filled < u.target
-            ORDER BY {u_order} LIMIT {window}
-        )
-        AND NOT i.is_complete AND NOT i.is_gold AND i.withdrawn_at IS NULL AND i.filled < i.target
-        AND NOT EXISTS (SELECT 1 FROM labeling_assignment a WHERE a.item_id = i.id AND a.annotator_id = %(annotator)s)
-        ORDER BY {i_order} LIMIT 1
-        FOR UPDATE OF i SKIP LOCKED
-    )
-    RETURNING *
-)
-SELECT {columns}, (
-    SELECT json_agg(json_build_array(r.id, r.item_id, r.position, r.model, r.content, r.metadata) ORDER BY r.position)
-    FROM labeling_response r WHERE r.item_id = c.id
-) FROM claimed c
-"""
-# SQLite (3.35+, RETURNING): the window, else the first untouched item, and its slot, in one
-# statement under the database's write lock (IMMEDIATE transactions: no row locks to skip).
-# The window is a derived table: written as `id IN (...)`, SQLite walked the whole open-items
-# index testing membership, 1.4-2.7 ms at 20,000 items. Untouched is `filled < 1` ordered by
-# (priority, filled, id): the breadth-first index's own order, read without a sort; written
-# `filled = 0` ordered by (priority, id), SQLite sorted every open item to keep one (10-18 ms).
-_CLAIM_SQLITE_SQL = """
-UPDATE labeling_item SET filled = filled + 1
-WHERE id = coalesce(
-    (SELECT w.id FROM (
-        SELECT u.id, u.priority, u.filled FROM labeling_item u
-        WHERE u.project_id = %(project)s AND NOT u.is_complete AND NOT u.is_gold
-            AND u.withdrawn_at IS NULL AND u.filled < u.target
-        ORDER BY {u_order} LIMIT {window}
-    ) w
-    WHERE NOT EXISTS (SELECT 1 FROM labeling_assignment a WHERE a.item_id = w.id AND a.annotator_id = %(annotator)s)
-    ORDER BY {w_order} LIMIT 1),
-    (SELECT u.id FROM labeling_item u
-    WHERE u.project_id = %(project)s AND NOT u.is_complete AND u.filled < 1 AND NOT u.is_gold
-        AND u.withdrawn_at IS NULL AND u.filled < u.target
-        AND NOT EXISTS (SELECT 1 FROM labeling_assignment a WHERE a.item_id = u.id AND a.annotator_id = %(annotator)s)
-    ORDER BY u.priority DESC, u.filled ASC, u.id ASC LIMIT 1)
-)
-RETURNING {columns}
-"""
-_RESPONSES_SQL = f"SELECT {', '.join(_RESPONSE_FIELDS)} FROM labeling_response WHERE item_id = %s ORDER BY position"  # noqa: S608
+    lease.claimed_responses = responses  # the page and the API show them next
+    return lease
 
 
 def _work_order(project: Project) -> tuple[str, ...]:
@@ -234,43 +153,48 @@ def _work_order(project: Project) -> tuple[str, ...]:
     )
 
 
-# The untouched items (no slot taken) in priority order. `filled__lt=1` and `filled` in the
-# order, though every such item has filled 0: so the breadth-first index serves it in order
-# on SQLite too (see _CLAIM_SQLITE_SQL).
-_UNTOUCHED_ORDER = ("-priority", "filled", "id")
+class _Who(TypedDict):
+    """Whose claim: the keyword arguments every claim statement takes."""
+
+    project_id: int
+    annotator_id: int
 
 
-@cache
-def _claim_window_sql(vendor: str, order_by: tuple[str, ...]) -> str:
-    order = tuple(f"{name[1:]} DESC" if name.startswith("-") else f"{name} ASC" for name in order_by)
-    return (_CLAIM_WINDOW_SQL if vendor == "postgresql" else _CLAIM_SQLITE_SQL).format(
-        u_order=", ".join(f"u.{part}" for part in order),
-        i_order=", ".join(f"i.{part}" for part in order),
-        w_order=", ".join(f"w.{part}" for part in order),
-        columns=sql.columns(Item, "c") if vendor == "postgresql" else sql.columns(Item, "labeling_item"),
-        window=CLAIM_WINDOW,
-    )
+def _claim(project: Project, annotator: User) -> tuple[Item, list[Response] | None] | None:
+    """Claim the first item, in the project's order of work, with a free slot this annotator never
+    had, and take the slot: the item, and its responses when the claim read them.
 
-
-def _claim_window(project: Project, annotator: AbstractBaseUser) -> tuple[Item | None, bool]:
-    """`_claim_item`'s first steps in one statement, with the item's slot taken and its responses read.
-
-    Returns the item (or None) and whether the untouched items were searched too (SQLite).
+    First one statement over a bounded window of the open-items index (`CLAIM_WINDOW` items),
+    so the common claim's cost does not grow with the project nor with the annotator's
+    history; then the untouched items, then the whole project. skip_locked: an item another
+    annotator is claiming right now is passed over instead of waited for; the lock, held
+    until commit, keeps its `filled` honest. Last, wait for rows others hold rather than
+    skip them: an item being claimed by someone else may still have a slot, and "nothing
+    left" must be true.
     """
-    vendor = connection.vendor
-    query = _claim_window_sql(vendor, _work_order(project))
-    row = sql.one(query, {"project": project.pk, "annotator": annotator.pk})
-    if row is None:
-        return None, vendor == "sqlite"
-    (item,) = sql.load_joined(row, Item)
-    if vendor == "postgresql":  # the responses' JSON follows the item's columns
-        responses = [Response.from_db(connection.alias, _RESPONSE_FIELDS, values) for values in row[-1] or []]
-    else:
-        responses = [sql.load(Response, _RESPONSE_FIELDS, values) for values in sql.rows(_RESPONSES_SQL, [item.pk])]
-    queryset = item.responses.all()
-    queryset._result_cache, queryset._prefetch_done = responses, True
-    item._prefetched_objects_cache = {"responses": queryset}
-    return item, vendor == "sqlite"
+    order = _work_order(project)
+    who: _Who = {"project_id": project.pk, "annotator_id": annotator.pk}
+    claimed = leases.claim_window(**who, order_by=order, window=CLAIM_WINDOW)
+    if claimed is not None:
+        return claimed
+    item = (
+        (
+            None
+            if leases.searches_untouched()
+            else leases.claim_first(**who, order_by=leases.UNTOUCHED_ORDER, untouched=True)
+        )
+        or leases.claim_first(**who, order_by=order)
+        or leases.claim_first(**who, order_by=order, wait=True)
+    )
+    if item is None:
+        return None
+    _take_slot(item)
+    return item, None
+
+
+def _take_slot(item: Item) -> None:
+    leases.slot_take(item.pk)
+    item.filled += 1
 
 
 def _release(assignment: Assignment, now) -> None:
@@ -278,33 +202,7 @@ def _release(assignment: Assignment, now) -> None:
     leases_release(Assignment.objects.filter(pk=assignment.pk), now=now)
 
 
-def _claim_item(project: Project, annotator: AbstractBaseUser, *, untouched_tried: bool) -> Item | None:
-    """Lock the first item, in the project's order of work, with a free slot this annotator never had.
-
-    skip_locked: an item another annotator is claiming right now is passed over
-    instead of waited for; the lock, held until commit, keeps its `filled` honest.
-    `_claim_window` has read a bounded window of the open-items index first, so the
-    common claim's cost does not grow with the project nor with the annotator's
-    history; this full search runs only when the window and the untouched items have
-    nothing for them (`untouched_tried`: the window's statement searched those too).
-    """
-    order = _work_order(project)
-    open_items = Item.objects.filter(
-        project=project, is_complete=False, is_gold=False, withdrawn_at=None, filled__lt=F("target")
-    )
-    had_it = Exists(Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator))
-    untouched = open_items.filter(filled__lt=1).filter(~had_it)
-    anything = open_items.filter(~had_it)
-    # Last, wait for rows others hold rather than skip them: an item being claimed
-    # by someone else may still have a slot, and "nothing left" must be true.
-    return (
-        (None if untouched_tried else _lock_first(untouched, _UNTOUCHED_ORDER))
-        or _lock_first(anything, order)
-        or _lock_first(anything, order, wait=True)
-    )
-
-
-def _claim_gold(project: Project, annotator: AbstractBaseUser) -> Item | None:
+def _claim_gold(project: Project, annotator: User) -> Item | None:
     """A gold item this annotator has not seen, at random. Gold items have no overlap:
     every annotator may answer each one once. They look like any other item."""
     had_it = Exists(Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator))
@@ -316,10 +214,6 @@ def _claim_gold(project: Project, annotator: AbstractBaseUser) -> Item | None:
     if not candidates:
         return None
     return Item.objects.filter(pk=_shuffle.choice(candidates)).first()
-
-
-def _lock_first(queryset, order, *, wait: bool = False) -> Item | None:
-    return queryset.order_by(*order).select_for_update(skip_locked=not wait, of=("self",)).first()
 
 
 def leases_expire(*, project: Project | None = None, now=None, limit: int = EXPIRE_BATCH) -> int:
@@ -360,7 +254,7 @@ def leases_release(leases, *, now, skip_locked: bool = False, limit: int | None 
         return len(rows)
 
 
-def assignment_skip(*, assignment: Assignment, annotator: AbstractBaseUser, reason: str = "") -> Assignment:
+def assignment_skip(*, assignment: Assignment, annotator: User, reason: str = "") -> Assignment:
     """Give an item back without judging it; the annotator will not be given it again.
 
     Idempotent: skipping a skipped assignment returns it unchanged.

@@ -7,6 +7,7 @@ stored as groups of positions, best first; the letters are made and read here on
 """
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -41,7 +42,7 @@ SORTS = {
 }
 DEFAULT_SORT = ""  # import order
 LABELS = "ABCDEFGH"  # responses 0..7 (an item has at most eight)
-STRENGTH_WORDS = {1: "slightly", 2: "clearly", 3: "much"}
+STRENGTH_WORDS: dict[int | None, str] = {1: "slightly", 2: "clearly", 3: "much"}
 _PLAIN = MarkdownIt("commonmark").enable("table").enable("strikethrough")
 
 
@@ -92,7 +93,7 @@ def gold_answer_from_labels(*, count: int, choice: str = "", ranks: dict[str, st
     return gold_answer_from_ranks(ranks=given, count=count)
 
 
-def gold_answer_from_ranks(*, ranks: dict[int, str | int], count: int) -> list[list[int]]:
+def gold_answer_from_ranks(*, ranks: Mapping[int, str | int], count: int) -> list[list[int]]:
     """Rank numbers per response position (1 = best; equal numbers tie) as a ranking of positions."""
     if sorted(ranks) != list(range(count)):
         raise InvalidInput(f"Give each of the {count} responses a rank (1 = best; equal ranks are a tie).")
@@ -144,11 +145,22 @@ class JudgmentRow:
     late: bool
 
 
+@dataclass(frozen=True)
+class ResponseRow:
+    """One response as the Items page lists it: its letter (by position) and its rank in the gold answer."""
+
+    pk: int
+    label: str
+    model: str
+    content: str
+    gold_rank: int | str  # 1 = best; "" without a gold answer
+
+
 @dataclass
 class ItemDetail:
     """What opens under a row: the responses, labelled in position order, and who judged what."""
 
-    responses: list[Response] = field(default_factory=list)
+    responses: list[ResponseRow] = field(default_factory=list)
     judgments: list[JudgmentRow] = field(default_factory=list)
     gold_choice: str = ""
     reference: str = ""
@@ -285,15 +297,22 @@ def _details(items: list[Item], position_of: dict[int, int]) -> dict[int, ItemDe
     )
     details = {}
     for item in items:
-        responses = list(item.responses.all())
-        count = len(responses)
         gold_ranks = rank_of(item.gold_answer, start=1) if item.is_gold else {}
-        for response in responses:
-            response.label = response_label(response.position)
-            response.gold_rank = gold_ranks.get(response.position, "")
+        responses = [
+            ResponseRow(
+                pk=response.pk,
+                label=response_label(response.position),
+                model=response.model,
+                content=response.content,
+                gold_rank=gold_ranks.get(response.position, ""),
+            )
+            for response in item.responses.all()
+        ]
+        count = len(responses)
+        shown: list[Judgment] = item.judgments_shown  # type: ignore[attr-defined]  # set by Prefetch(to_attr=...) above
         details[item.pk] = ItemDetail(
             responses=responses,
-            judgments=[_judgment_row(judgment, position_of, count) for judgment in item.judgments_shown],
+            judgments=[_judgment_row(judgment, position_of, count) for judgment in shown],
             gold_choice=pairwise_choice(item.gold_answer) if item.is_gold else "",
             reference=ranking_label(item.reference, count=count) if item.reference else "",
         )

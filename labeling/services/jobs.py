@@ -13,10 +13,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.cache import cache
-from django.core.files.uploadedfile import UploadedFile
+from django.core.files import File
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 from django_tasks import task
@@ -49,7 +50,7 @@ def upload_format_checked(fmt: str) -> str:
     return fmt
 
 
-def upload_checked(upload: UploadedFile, fmt: str) -> str:
+def upload_checked(upload: File, fmt: str) -> str:
     """The safe file name of an upload, after checking its format and size (before anything is written)."""
     upload_format_checked(fmt)
     name = get_valid_filename(Path(upload.name or "upload").name) or "upload"
@@ -64,7 +65,7 @@ def upload_checked(upload: UploadedFile, fmt: str) -> str:
     return name
 
 
-def upload_save(upload: UploadedFile, path: Path) -> Path:
+def upload_save(upload: File, path: Path) -> Path:
     """Write the upload to `path` (its folder is made), chunk by chunk."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as handle:
@@ -74,7 +75,7 @@ def upload_save(upload: UploadedFile, path: Path) -> Path:
 
 
 def job_import_start(
-    *, project: Project, user: AbstractBaseUser, upload: UploadedFile, fmt: str = "auto", skip_invalid: bool = False
+    *, project: Project, user: User, upload: File, fmt: str = "auto", skip_invalid: bool = False
 ) -> Job:
     """Keep the uploaded file with a new import job and queue it. Files only: never a URL.
 
@@ -100,7 +101,7 @@ def job_import_start(
     return job
 
 
-def job_export_start(*, project: Project, user: AbstractBaseUser, options: ExportOptions) -> Job:
+def job_export_start(*, project: Project, user: User, options: ExportOptions) -> Job:
     """Queue an export; the result is a zip of the Hub layout (Parquet files and a dataset card)."""
     options = replace(options, fmt="parquet")  # the caller's options are left as they were
     options.validate()
@@ -259,3 +260,8 @@ def job_download_path(*, job: Job) -> Path:
     if not path.is_file():
         raise NotFound("The export file is gone; start the export again.")
     return path
+
+
+def jobs_recent(*, project: Project, kind: str, limit: int = 50) -> QuerySet[Job]:
+    """The project's latest jobs of one kind, newest first, with who started them."""
+    return Job.objects.filter(project=project, kind=kind).select_related("created_by").order_by("-created_at")[:limit]

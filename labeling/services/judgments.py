@@ -1,13 +1,14 @@
 """Judgments: what annotators said, stored once per assignment."""
 
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.contrib.auth.models import User
+from django.db import transaction
 from django.utils import timezone
 
-from labeling.db import sql
+from labeling.db import sql, votes
 from labeling.models import Assignment, Item, Judgment, JudgmentRevision, Project
 from labeling.services.criteria import criteria_answers_validate
 from labeling.services.errors import Conflict, InvalidInput, ItemWithdrawn, NotFound
@@ -71,42 +72,39 @@ def ranking_validate(*, ranking, shown_order: list[int]) -> Ranking:
 
 def judgment_submit(
     *,
-    assignment: Assignment,
-    annotator: AbstractBaseUser,
+    assignment_id,
+    annotator: User,
     ranking,
+    project: Project | None = None,
     strength: int | None = None,
     both_bad: bool = False,
     rationale: str = "",
     criteria: dict | None = None,
-    visible_seconds: float | None = None,
+    visible_seconds: float | str | None = None,
 ) -> tuple[Judgment, bool]:
     """Store the annotator's judgment for a leased item, once.
 
-    Idempotent per assignment: a retry or double click returns the stored judgment
-    and `False`. A judgment arriving after its lease expired is still stored.
+    `assignment_id`: one of the annotator's own assignments, in a project they still belong
+    to (in `project`, when given); anything else is not found. Idempotent per assignment: a
+    retry or double click returns the stored judgment and `False`. A judgment arriving after
+    its lease expired is still stored.
     """
     _check_details(strength=strength, rationale=rationale)
+    try:
+        lease_id = uuid.UUID(str(assignment_id))
+    except ValueError:
+        raise NotFound("No such assignment.") from None
     now = timezone.now()
-    # `assignment_for_user(lock=True)` already locked it in the caller's transaction:
-    # no second lock, and no savepoint (an error rolls the caller's transaction back).
-    locked_by_caller = getattr(assignment, "locked", False) and connection.in_atomic_block
-    with sql.writers_in_turn(), transaction.atomic(savepoint=not locked_by_caller):
-        if locked_by_caller:
-            locked = assignment if assignment.annotator_id == annotator.pk else None
-        else:
-            # Lock the assignment: a double submit waits here, then finds the first one's judgment.
-            locked = (
-                Assignment.objects.select_for_update(of=("self",))
-                .select_related("project", "item")
-                .filter(pk=assignment.pk, annotator=annotator)
-                .first()
-            )
+    with sql.writers_in_turn(), transaction.atomic():
+        # Lock the assignment: a double submit waits here, then finds the first one's judgment.
+        locked = votes.lease_locked(
+            annotator_id=annotator.pk, assignment_id=lease_id, project_id=project.pk if project else None
+        )
         if locked is None:
             raise NotFound("No such assignment.")
-        # The locked row is the latest committed version (PostgreSQL re-reads a row it
-        # waited for), and a judgment is only ever stored together with its assignment
-        # turning `submitted`, which no other state follows: so only a submitted
-        # assignment can have one, and it is read in a fresh statement after the lock.
+        # The locked row is the latest committed version, and a judgment is only ever stored
+        # together with its assignment turning `submitted`, which no other state follows: so
+        # only a submitted assignment can have one, and it is read in a fresh statement after the lock.
         if locked.state == Assignment.State.SUBMITTED:
             existing = Judgment.objects.filter(assignment=locked).first()
             if existing is not None:
@@ -124,6 +122,8 @@ def judgment_submit(
             rationale=rationale,
             criteria=criteria,
         )
+        # The lease becomes a vote. A late submit's lease was already released, so it
+        # takes a slot again: stored, never lost, even if that overshoots the target.
         released = locked.state == Assignment.State.EXPIRED
         judgment = Judgment(
             assignment=locked,
@@ -135,75 +135,31 @@ def judgment_submit(
             visible_seconds=_seconds(visible_seconds),
             late=released or locked.expires_at < now,
         )
-        finished = [
-            Assignment.State.SUBMITTED,
-            sql.prep(Assignment, "finished_at", now),
-            sql.prep(Assignment, "id", locked.pk),
-        ]
-        # The lease becomes a vote. A late submit's lease was already released, so it
-        # takes a slot again: stored, never lost, even if that overshoots the target.
-        if connection.vendor == "postgresql" and not locked.project.adaptive:
-            # One statement: count the vote, close the lease, store the judgment. The
-            # judgment's foreign key checks run at the end of the statement, after the
-            # item row is locked by its update (see below for why that order matters).
-            sql.insert(
-                judgment,
-                before=f"WITH vote AS ({_VOTE_SQL} RETURNING id), lease AS ({_FINISH_SQL} RETURNING id)",
-                before_params=[*_vote_params(locked.item_id, released=released), *finished],
-            )
+        adaptive = locked.project.adaptive
+        if votes.supports_one_statement() and not adaptive:
+            votes.judgment_store_counted(judgment=judgment, lease=locked, released=released, finished_at=now)
             return judgment, True
         # The item row is locked (updated) before the judgment is inserted: the insert's
         # foreign key check takes a share lock on it, and upgrading that lock while a
         # claim waits for the same row deadlocks.
-        item = _count_vote(locked, released=released)
+        counted = votes.vote_count(item_id=locked.item_id, released=released, settle=not adaptive)
         sql.insert(judgment)
-        sql.execute(_FINISH_SQL, finished)
-        if item is not None:
-            _settle(item, locked.project)
+        votes.lease_finish(lease=locked, finished_at=now)
+        if adaptive:
+            _settle(locked.item_id, *counted, project=locked.project)
         return judgment, True
 
 
-_VOTE_SQL = (
-    "UPDATE labeling_item SET votes = votes + 1, filled = filled + %s,"
-    " is_complete = CASE WHEN votes >= target - 1 THEN %s ELSE is_complete END WHERE id = %s"
-)
-_FINISH_SQL = "UPDATE labeling_assignment SET state = %s, finished_at = %s WHERE id = %s"
-
-
-def _vote_params(item_id: int, *, released: bool) -> list:
-    """_VOTE_SQL's parameters: a released lease takes its slot again."""
-    return [1 if released else 0, True, item_id]
-
-
-def _count_vote(assignment: Assignment, *, released: bool) -> Item | None:
-    """Add the vote to the item's counters and settle whether the item is complete.
-
-    The item row is locked so that concurrent submits on one item settle in turn.
-    Under adaptive overlap the locked item is returned, counted but not yet settled:
-    `_settle` does that once the judgment is stored.
-    """
-    project = assignment.project
-    if not project.adaptive:
-        sql.execute(_VOTE_SQL, _vote_params(assignment.item_id, released=released))
-        return None
-    item = (
-        Item.objects.select_for_update()
-        .only("id", "votes", "filled", "target", "is_complete")
-        .get(pk=assignment.item_id)
-    )
-    item.votes += 1
-    item.filled += 1 if released else 0
-    return item
-
-
-def _settle(item: Item, project: Project) -> None:
-    """Adaptive overlap: with the new judgment stored, is the item complete, or how many votes should it get?"""
-    if item.votes >= item.target and not item.is_complete:
-        rankings = list(Judgment.objects.filter(item_id=item.pk).values_list("ranking", flat=True))
-        item.is_complete, item.target = adaptive_settle(
-            rankings, min_votes=project.min_votes, max_votes=project.max_votes
-        )
-    item.save(update_fields=["votes", "filled", "target", "is_complete"])
+def _settle(item_id: int, votes_now: int, filled: int, target: int, is_complete: bool, *, project: Project) -> None:
+    """Adaptive overlap: the item's vote is counted and its judgment stored; once its votes reach
+    its target, is it complete, or how many votes should it get?"""
+    if votes_now < target or is_complete:
+        return
+    min_votes, max_votes = project.min_votes, project.max_votes
+    assert min_votes is not None and max_votes is not None  # only adaptive projects settle
+    rankings = list(Judgment.objects.filter(item_id=item_id).values_list("ranking", flat=True))
+    complete, target = adaptive_settle(rankings, min_votes=min_votes, max_votes=max_votes)
+    Item.objects.filter(pk=item_id).update(is_complete=complete, target=target)
 
 
 def adaptive_settle(rankings: list, *, min_votes: int, max_votes: int) -> tuple[bool, int]:
@@ -260,7 +216,7 @@ def _seconds(value) -> float | None:
 def judgment_revise(
     *,
     judgment: Judgment,
-    annotator: AbstractBaseUser,
+    annotator: User,
     ranking,
     strength: int | None = None,
     both_bad: bool = False,
@@ -320,7 +276,7 @@ class HistoryRow:
     strength: str  # "slightly", "clearly", "much", or ""
 
 
-def judgments_history(*, project: Project, annotator: AbstractBaseUser, limit: int = 200) -> list[HistoryRow]:
+def judgments_history(*, project: Project, annotator: User, limit: int = 200) -> list[HistoryRow]:
     """The annotator's judgments in this project, newest first, in the terms of their own screen."""
     judgments = (
         Judgment.objects.filter(project=project, annotator=annotator)

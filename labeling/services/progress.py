@@ -1,6 +1,8 @@
 """Progress figures shown to annotators."""
 
-from django.contrib.auth.models import AbstractBaseUser
+from collections.abc import Mapping
+
+from django.contrib.auth.models import User
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -16,7 +18,7 @@ def items_progress(*, project: Project) -> dict:
     return Item.objects.filter(project=project).aggregate(**_item_counts())
 
 
-def annotator_progress(*, project: Project, annotator: AbstractBaseUser) -> dict:
+def annotator_progress(*, project: Project, annotator: User) -> dict:
     """What the annotate page shows: the annotator's judgments (all, and since midnight UTC)
     and the project's items, complete and left. Two queries."""
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
@@ -27,11 +29,11 @@ def annotator_progress(*, project: Project, annotator: AbstractBaseUser) -> dict
     return {**mine, **items, "left": items["items"] - items["complete"]}
 
 
-def projects_progress(*, user: AbstractBaseUser) -> list[dict]:
+def projects_progress(*, user: User) -> list[dict]:
     """Each project the user belongs to, with their role and the project's progress (three queries in all)."""
     memberships = list(Membership.objects.filter(user=user).select_related("project").order_by("-project__created_at"))
     projects = [membership.project_id for membership in memberships]
-    items = {
+    items: dict[int, Mapping[str, object]] = {
         row["project"]: row
         for row in Item.objects.filter(project__in=projects).values("project").annotate(**_item_counts())
     }

@@ -1,31 +1,19 @@
-"""Projects, memberships and API tokens."""
+"""Projects: created, their settings changed (and locked once judged), archived and reopened.
 
-import copy
-import hashlib
-import secrets
-from time import monotonic
+Members live in `labeling.services.members`, API tokens in `labeling.services.tokens`.
+"""
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
-from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, Value, When
-from django.db.models.functions import Coalesce
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import Case, Value, When
 from django.utils import timezone
 from django.utils.text import slugify
 
-from labeling.models import ApiToken, Assignment, Item, Judgment, Membership, Project
-from labeling.services.assignment import leases_release
+from labeling.models import Item, Judgment, Membership, Project
 from labeling.services.criteria import criteria_definitions_validate
 from labeling.services.errors import InvalidInput, NotFound
 from labeling.services.text import text_checked
-
-User = get_user_model()
-
-TOKEN_PREFIX = "hf_lbl_"  # noqa: S105 - a public prefix, not a secret
-TOKEN_NAME_MAX = 100
 
 
 def project_get(*, slug: str) -> Project:
@@ -123,103 +111,7 @@ def _skip_reasons(reasons) -> list[str]:
     return cleaned
 
 
-def _check_role(role: str) -> None:
-    if role not in Membership.Role.values:
-        raise InvalidInput(f"Role '{role}' is unknown; use one of {', '.join(Membership.Role.values)}.")
-
-
-def membership_add(
-    *,
-    project: Project,
-    username: str,
-    role: str = Membership.Role.ANNOTATOR,
-    create: bool = False,
-    password: str | None = None,
-) -> Membership:
-    """Make `username` a member of `project` with `role` (updating the role if already a member).
-
-    A role change goes through `membership_role_set`, so the last manager stays one.
-    """
-    text_checked(username or "", "The username", limit=150)
-    _check_role(role)
-    with transaction.atomic():
-        user = User.objects.filter(username=username).first()
-        if user is None:
-            if not create:
-                raise NotFound(f"User '{username}' does not exist; pass --create to create it.")
-            user = _new_user(username)
-            if password:
-                user.set_password(password)
-            else:
-                user.set_unusable_password()
-            user.save()
-        elif password:
-            user.set_password(password)
-            user.save(update_fields=["password"])
-        membership = Membership.objects.filter(project=project, user=user).first()
-        if membership is not None:
-            return membership_role_set(membership=membership, role=role)
-        return Membership.objects.create(project=project, user=user, role=role)
-
-
-def _hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def token_create(*, username: str, name: str = "") -> tuple[ApiToken, str]:
-    """Create an API token for the user; returns the row and the token, which is never stored."""
-    user = User.objects.filter(username=username).first()
-    if user is None:
-        raise NotFound(f"User '{username}' does not exist.")
-    name = text_checked((name or "").strip(), "A token's name")
-    if len(name) > TOKEN_NAME_MAX:
-        raise InvalidInput(f"A token's name is at most {TOKEN_NAME_MAX} characters (got {len(name)}).")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken.objects.create(user=user, name=name, prefix=token[:12], key_hash=_hash_token(token))
-    return row, token
-
-
-def token_authenticate(*, token: str) -> AbstractBaseUser | None:
-    """The active user holding this token, or None."""
-    if not token or not token.startswith(TOKEN_PREFIX):
-        return None
-    row = ApiToken.objects.select_related("user").filter(key_hash=_hash_token(token), revoked_at=None).first()
-    if row is None or not row.user.is_active:
-        return None
-    now = timezone.now()
-    # Touch at most once a minute so reads stay reads.
-    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
-        ApiToken.objects.filter(pk=row.pk).update(last_used_at=now)
-    return row.user
-
-
-# token -> (monotonic deadline, user as read then). Per process; see API_TOKEN_CACHE_SECONDS.
-_token_cache: dict[str, tuple[float, AbstractBaseUser]] = {}
-_TOKEN_CACHE_MAX = 10_000
-
-
-def token_user(*, token: str) -> AbstractBaseUser | None:
-    """The user holding `token`, checked against the database at most every API_TOKEN_CACHE_SECONDS.
-
-    A revoked token (or a deactivated user) keeps working in a process that checked it
-    less than that many seconds before, never longer; refusals are never cached.
-    """
-    now = monotonic()
-    cached = _token_cache.get(token)
-    if cached is not None and cached[0] > now:
-        return copy.copy(cached[1])  # a copy: per-request caches (permissions) must not outlive the request
-    user = token_authenticate(token=token)
-    ttl = settings.API_TOKEN_CACHE_SECONDS
-    if user is None or ttl <= 0:
-        _token_cache.pop(token, None)
-        return user
-    if len(_token_cache) >= _TOKEN_CACHE_MAX:
-        _token_cache.clear()
-    _token_cache[token] = (now + ttl, copy.copy(user))
-    return user
-
-
-def project_create_managed(*, creator: AbstractBaseUser, **fields) -> Project:
+def project_create_managed(*, creator: User, **fields) -> Project:
     """Create a project (see `project_create` for its settings) with `creator` as its first manager.
 
     One transaction: a project never exists without a manager to run it.
@@ -451,138 +343,3 @@ def project_reopen(*, project: Project) -> Project:
     Project.objects.filter(pk=project.pk).update(archived_at=None)
     project.refresh_from_db(fields=["archived_at"])
     return project
-
-
-# -- members ------------------------------------------------------------------
-
-
-def _new_user(username: str) -> AbstractBaseUser:
-    """An unsaved user with that name, checked by the user model's own validators."""
-    user = User(username=username)
-    try:
-        user.full_clean(exclude=["password"], validate_unique=False)
-    except ValidationError as error:
-        raise InvalidInput(f"Username: {' '.join(error.message_dict.get('username', error.messages))}") from None
-    return user
-
-
-def member_create(
-    *, project: Project, username: str, password: str, role: str = Membership.Role.ANNOTATOR
-) -> Membership:
-    """Create a user with a password and make them a member. Never touches an existing account."""
-    _check_role(role)
-    username = (username or "").strip()
-    user = _new_user(username)
-    try:
-        validate_password(password, user=user)
-    except ValidationError as error:
-        raise InvalidInput(f"Password: {' '.join(error.messages)}") from None
-    user.set_password(password)
-    try:
-        with transaction.atomic():
-            if User.objects.filter(username=username).exists():
-                raise InvalidInput(f"User '{username}' already exists; add them as an existing user instead.")
-            user.save()
-            return Membership.objects.create(project=project, user=user, role=role)
-    except IntegrityError:  # the same username created at the same moment
-        raise InvalidInput(f"User '{username}' already exists; add them as an existing user instead.") from None
-
-
-def _lock_managers_and(membership: Membership) -> Membership:
-    """Lock the project's manager memberships and `membership`, in one order, and return it fresh.
-
-    Two managers demoting or removing each other at once would otherwise both see
-    another manager left, and leave the project with none.
-    """
-    rows = list(
-        Membership.objects.select_for_update()
-        .filter(project_id=membership.project_id)
-        .filter(Q(role=Membership.Role.MANAGER) | Q(pk=membership.pk))
-        .order_by("pk")
-    )
-    locked = next((row for row in rows if row.pk == membership.pk), None)
-    if locked is None:
-        raise NotFound("This person is no longer a member of the project.")
-    locked.managers_left = sum(1 for row in rows if row.role == Membership.Role.MANAGER and row.pk != locked.pk)
-    return locked
-
-
-def membership_role_set(*, membership: Membership, role: str) -> Membership:
-    """Change a member's role; a project always keeps at least one manager."""
-    _check_role(role)
-    with transaction.atomic():
-        locked = _lock_managers_and(membership)
-        if locked.role == Membership.Role.MANAGER and role != locked.role and not locked.managers_left:
-            raise InvalidInput(
-                f"{locked.user.username} is the project's only manager; make someone else a manager first."
-            )
-        Membership.objects.filter(pk=locked.pk).update(role=role)
-        locked.role = role
-        return locked
-
-
-def membership_remove(*, membership: Membership) -> None:
-    """Take a member out of the project. Their judgments stay; their live leases are released.
-
-    A project always keeps at least one manager.
-    """
-    with transaction.atomic():
-        locked = _lock_managers_and(membership)
-        if locked.role == Membership.Role.MANAGER and not locked.managers_left:
-            raise InvalidInput(
-                f"{locked.user.username} is the project's only manager; make someone else a manager first."
-            )
-        leases_release(
-            Assignment.objects.filter(project_id=locked.project_id, annotator_id=locked.user_id), now=timezone.now()
-        )
-        locked.delete()
-
-
-def members_list(*, project: Project) -> QuerySet[Membership]:
-    """The project's members with their users and judgment counts, managers first, then by name."""
-    judged = (
-        Judgment.objects.filter(project=project, annotator=OuterRef("user"))
-        .order_by()
-        .values("annotator")
-        .annotate(count=Count("pk"))
-        .values("count")
-    )
-    return (
-        Membership.objects.filter(project=project)
-        .select_related("user")
-        .annotate(judgments=Coalesce(Subquery(judged), 0))
-        .order_by(Case(When(role=Membership.Role.MANAGER, then=Value(0)), default=Value(1)), "user__username")
-    )
-
-
-# -- API tokens -----------------------------------------------------------------
-
-
-def tokens_for_user(*, user: AbstractBaseUser) -> QuerySet[ApiToken]:
-    """The user's own tokens, newest first, revoked ones included (marked)."""
-    return ApiToken.objects.filter(user=user).order_by("-created_at", "-pk")
-
-
-def token_revoke(*, user: AbstractBaseUser, token_id: int | str) -> ApiToken:
-    """Revoke one of the user's own tokens; another user's token is not found. Idempotent."""
-    try:
-        pk = int(token_id)
-    except (TypeError, ValueError):
-        raise NotFound("No such token.") from None
-    row = ApiToken.objects.filter(pk=pk, user=user).first()
-    if row is None:
-        raise NotFound("No such token.")
-    ApiToken.objects.filter(pk=row.pk, revoked_at=None).update(revoked_at=timezone.now())
-    row.refresh_from_db(fields=["revoked_at"])
-    return row
-
-
-def member_add(*, project: Project, username: str, role: str = Membership.Role.ANNOTATOR) -> Membership:
-    """Add an existing user to the project, or change a member's role. Never creates or changes an account."""
-    user = User.objects.filter(username=(username or "").strip()).first()
-    if user is None:
-        raise NotFound(f"No user is called '{username}'; create them with a password instead.")
-    membership = Membership.objects.filter(project=project, user=user).first()
-    if membership is not None:
-        return membership_role_set(membership=membership, role=role)
-    return membership_add(project=project, username=user.get_username(), role=role)

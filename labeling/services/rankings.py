@@ -1,19 +1,19 @@
 """Rankings (groups of response ids or positions, best first): made from rank numbers,
 and read as ranks or as pairwise outcomes."""
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Mapping
 from itertools import combinations
 
 from labeling.services.errors import InvalidInput
 
 
-def rank_of(ranking: list[list[int]], *, start: int = 0) -> dict[int, int]:
+def rank_of(ranking: list[list[int]] | None, *, start: int = 0) -> dict[int, int]:
     """Each member's rank: its group's index, from `start` (tied members share one)."""
     return {member: rank for rank, group in enumerate(ranking or [], start=start) for member in group}
 
 
 def ranking_from_numbers(
-    numbers: dict[Hashable, str | int], *, count: int, name: Callable = lambda key: ""
+    numbers: Mapping[int, str | int] | Mapping[str, str | int], *, count: int, name: Callable = lambda key: ""
 ) -> list[list[int]]:
     """Rank numbers per member (a response id or position; 1 = best, equal numbers tie) as a
     ranking, best first. `name` says which entry an error is about ("Response 2: " or nothing).

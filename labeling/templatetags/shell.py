@@ -10,14 +10,14 @@ register = template.Library()
 
 # (section, label, url name, managers only)
 TABS = (
-    ("annotate", "Annotate", "annotate", False),
-    ("history", "My judgments", "history", False),
-    ("overview", "Overview", "project_overview", True),
-    ("items", "Items", "manage_items", True),
-    ("members", "Members", "manage_members", True),
-    ("import", "Import", "manage_import", True),
-    ("export", "Export", "manage_export", True),
-    ("settings", "Settings", "manage_settings", True),
+    ("annotate", "Annotate", "labeling:annotate", False),
+    ("history", "My judgments", "labeling:history", False),
+    ("overview", "Overview", "labeling:project_overview", True),
+    ("items", "Items", "labeling:manage_items", True),
+    ("members", "Members", "labeling:manage_members", True),
+    ("import", "Import", "labeling:manage_import", True),
+    ("export", "Export", "labeling:manage_export", True),
+    ("settings", "Settings", "labeling:manage_settings", True),
 )
 LABELS = {section: label for section, label, _, _ in TABS}
 

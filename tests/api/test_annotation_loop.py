@@ -3,7 +3,7 @@ import datetime
 import pytest
 
 from labeling.models import Judgment
-from labeling.services.projects import token_create
+from labeling.services.tokens import token_create
 
 
 @pytest.fixture

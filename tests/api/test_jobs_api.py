@@ -5,7 +5,7 @@ import zipfile
 import pytest
 
 from labeling.models import Item
-from labeling.services.projects import token_create
+from labeling.services.tokens import token_create
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import pytest
 
 from labeling.api import AssignmentOut, JudgmentOut
-from labeling.services.projects import token_create
+from labeling.services.tokens import token_create
 from tests.factories import ItemFactory
 
 

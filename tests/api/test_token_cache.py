@@ -2,8 +2,8 @@
 
 import pytest
 
-import labeling.services.projects as projects_module
-from labeling.services.projects import token_create, token_revoke, token_user
+import labeling.services.tokens as tokens_module
+from labeling.services.tokens import token_create, token_revoke, token_user
 
 
 @pytest.fixture
@@ -13,7 +13,7 @@ def clock(monkeypatch):
     class Clock:
         now = 1000.0
 
-    monkeypatch.setattr(projects_module, "monotonic", lambda: Clock.now)
+    monkeypatch.setattr(tokens_module, "monotonic", lambda: Clock.now)
     return Clock
 
 
@@ -55,10 +55,10 @@ def test_a_deactivated_user_is_refused_after_the_window(client, settings, clock,
 def test_a_refusal_is_not_cached(client, settings, clock, annotator, project, items, monkeypatch):
     settings.API_TOKEN_CACHE_SECONDS = 5
     _, token = token_create(username=annotator.username)
-    real = projects_module.token_authenticate
-    monkeypatch.setattr(projects_module, "token_authenticate", lambda token: None)  # the database says no, once
+    real = tokens_module.token_authenticate
+    monkeypatch.setattr(tokens_module, "token_authenticate", lambda token: None)  # the database says no, once
     assert _next(client, project, token).status_code == 401
-    monkeypatch.setattr(projects_module, "token_authenticate", real)
+    monkeypatch.setattr(tokens_module, "token_authenticate", real)
     assert _next(client, project, token).status_code == 200  # asked again at once, not answered from a cache
 
 

@@ -13,7 +13,7 @@ def test_a_logged_in_session_alone_does_not_open_the_api(client, annotator, proj
 
 def test_the_web_ui_still_runs_sessions_and_csp(client, annotator, project, items):
     client.force_login(annotator)
-    response = client.get(reverse("annotate", args=[project.slug]))
+    response = client.get(reverse("labeling:annotate", args=[project.slug]))
     assert response.status_code == 200
     assert response.wsgi_request.user == annotator  # the session logged them in
     assert "Content-Security-Policy" in response.headers

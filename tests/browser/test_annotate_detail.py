@@ -303,7 +303,7 @@ def test_reopened_ranking_lists_the_stored_order_and_a_move_and_back_keeps_it(pa
     assignment = assignment_next(project=project, annotator=annotator)
     a, b, c, d = assignment.shown_order
     stored = [[d], sorted([b, c]), [a]]
-    judgment, _ = judgment_submit(assignment=assignment, annotator=annotator, ranking=stored)
+    judgment, _ = judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=stored)
     log_in(page, live_server, project)
     page.goto(f"/p/{project.slug}/judgments/{judgment.pk}/")
 

@@ -26,7 +26,7 @@ def seeded_project():
             left_is_a = models[assignment.shown_order[0]] == "model-a"
             choice = "A" if name == "lefty" or left_is_a else "B"
             ranking = ranking_from_choice(assignment=assignment, choice=choice)
-            judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking, strength=2)
+            judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=ranking, strength=2)
     return project
 
 
@@ -95,7 +95,7 @@ def test_a_big_projects_page_shows_the_stored_figures_then_reloads_with_new_ones
     assignment = assignment_next(project=project, annotator=annotator)
     assert assignment.item_id == extra.pk
     judgment_submit(
-        assignment=assignment, annotator=annotator, ranking=ranking_from_choice(assignment=assignment, choice="A")
+        assignment_id=assignment.pk, annotator=annotator, ranking=ranking_from_choice(assignment=assignment, choice="A")
     )
 
     page.goto(f"/p/{project.slug}/")

@@ -45,7 +45,7 @@ def judge_everything(project: Project, username: str) -> int:
         left = Response.objects.get(pk=assignment.shown_order[0])
         choice = "A" if left.model == "calc" else "B"
         ranking = ranking_from_choice(assignment=assignment, choice=choice)
-        judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking)
+        judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=ranking)
         judged += 1
     return judged
 

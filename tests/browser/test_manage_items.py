@@ -39,7 +39,7 @@ def make_project() -> Project:
     left = Response.objects.get(pk=assignment.shown_order[0])
     choice = "B" if left.position == 0 else "A"  # whichever side it was shown on, anna picks position 1
     judgment_submit(
-        assignment=assignment, annotator=anna, ranking=ranking_from_choice(assignment=assignment, choice=choice)
+        assignment_id=assignment.pk, annotator=anna, ranking=ranking_from_choice(assignment=assignment, choice=choice)
     )
     return project
 

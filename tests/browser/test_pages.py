@@ -174,7 +174,7 @@ def _judged_project() -> Project:
     anna = Membership.objects.get(project=project, user__username="anna").user
     assignment = assignment_next(project=project, annotator=anna)
     judgment_submit(
-        assignment=assignment, annotator=anna, ranking=ranking_from_choice(assignment=assignment, choice="A")
+        assignment_id=assignment.pk, annotator=anna, ranking=ranking_from_choice(assignment=assignment, choice="A")
     )
     ranked = ProjectFactory(slug="ranked", title="Ranked", mode=Project.Mode.RANKING, overlap=1)
     MembershipFactory(project=ranked, user=anna)

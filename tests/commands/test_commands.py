@@ -13,7 +13,7 @@ from django.urls import reverse
 from labeling.models import Item, Membership, Project
 from labeling.services.assignment import assignment_next
 from labeling.services.judgments import judgment_submit, ranking_from_choice
-from labeling.services.projects import token_authenticate
+from labeling.services.tokens import token_authenticate
 from tests.factories import ItemFactory
 
 User = get_user_model()
@@ -233,7 +233,7 @@ def judged(project, annotator, second_annotator):
             first_response = item.responses.get(position=0).pk
             choice = "A" if assignment.shown_order[0] == first_response else "B"
             ranking = ranking_from_choice(assignment=assignment, choice=choice)
-            judgment_submit(assignment=assignment, annotator=user, ranking=ranking)
+            judgment_submit(assignment_id=assignment.pk, annotator=user, ranking=ranking)
     return project
 
 
@@ -347,7 +347,7 @@ def test_demo_manager_may_create_projects_and_annotators_may_not(db, client):
     assert User.objects.get(username="manager").has_perm("labeling.add_project")
     assert not User.objects.get(username="alice").has_perm("labeling.add_project")
     client.force_login(User.objects.get(username="manager"))
-    assert client.get(reverse("manage_project_new")).status_code == 200
+    assert client.get(reverse("labeling:manage_project_new")).status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,7 @@ def test_a_lease_of_its_own_commits_without_waiting_and_leaves_the_connection_as
     assert seen_in_claims == ["off", "off"]
     assert _setting() == "on"  # the judgment's transaction that follows waits for the disk
     ranking = ranking_from_choice(assignment=current, choice="A")
-    judgment_submit(assignment=current, annotator=annotator, ranking=ranking)
+    judgment_submit(assignment_id=current.pk, annotator=annotator, ranking=ranking)
     assert Judgment.objects.filter(assignment=current).exists()
 
 
@@ -60,7 +60,7 @@ def test_inside_a_callers_transaction_a_lease_keeps_the_wait_for_what_else_it_wr
     first = assignment_next(project=project, annotator=annotator)
     with transaction.atomic():
         judgment_submit(
-            assignment=first, annotator=annotator, ranking=ranking_from_choice(assignment=first, choice="B")
+            assignment_id=first.pk, annotator=annotator, ranking=ranking_from_choice(assignment=first, choice="B")
         )
         following = assignment_next(project=project, annotator=annotator)
         assert _setting() == "on"

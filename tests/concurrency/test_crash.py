@@ -159,7 +159,7 @@ user = get_user_model().objects.get(username=sys.argv[2])
 print("ready", flush=True)
 while (assignment := assignment_next(project=project, annotator=user)) is not None:
     ranking = ranking_from_choice(assignment=assignment, choice="A")
-    judgment_submit(assignment=assignment, annotator=user, ranking=ranking)
+    judgment_submit(assignment_id=assignment.pk, annotator=user, ranking=ranking)
 """
 
 

@@ -13,7 +13,7 @@ from django.db.models import Count
 from labeling.models import Assignment, Item, Judgment, Membership, Project, Response
 from labeling.services.assignment import assignment_next
 from labeling.services.judgments import judgment_submit, ranking_from_choice
-from labeling.services.projects import token_create
+from labeling.services.tokens import token_create
 from tests.factories import UserFactory
 
 ANNOTATORS = 16
@@ -61,7 +61,7 @@ def test_sixteen_annotators_drain_through_the_services():
             while (assignment := assignment_next(project=project, annotator=user)) is not None:
                 choice = "A" if assignment.item_id % 3 else "B"
                 ranking = ranking_from_choice(assignment=assignment, choice=choice)
-                _, created = judgment_submit(assignment=assignment, annotator=user, ranking=ranking)
+                _, created = judgment_submit(assignment_id=assignment.pk, annotator=user, ranking=ranking)
                 done += created
         finally:
             connections.close_all()

@@ -47,7 +47,7 @@ def test_a_double_click_stores_one_judgment():
     assignment = assignment_next(project=project, annotator=annotator)
     ranking = ranking_from_choice(assignment=assignment, choice="A")
     results = _at_once(
-        lambda _: judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking), range(THREADS)
+        lambda _: judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=ranking), range(THREADS)
     )
     assert len({judgment.pk for judgment, _ in results}) == 1
     assert sum(created for _, created in results) == 1

@@ -24,7 +24,9 @@ import json, sys, django
 django.setup()
 from django.core.management import call_command
 from labeling.services.importing import items_import
-from labeling.services.projects import membership_add, project_create, token_create
+from labeling.services.members import membership_add
+from labeling.services.projects import project_create
+from labeling.services.tokens import token_create
 call_command("migrate", verbosity=0)
 project = project_create(slug="race", title="Race", overlap={OVERLAP})
 items_import(project=project, path=sys.argv[1])

@@ -24,7 +24,7 @@ for name, choice in (("alice", "A"), ("bob", "B")):
     for _ in range(12):
         assignment = assignment_next(project=project, annotator=user)
         ranking = ranking_from_choice(assignment=assignment, choice=choice)
-        judgment_submit(assignment=assignment, annotator=user, ranking=ranking, strength=2)
+        judgment_submit(assignment_id=assignment.pk, annotator=user, ranking=ranking, strength=2)
 """
 
 

@@ -13,7 +13,7 @@ from labeling.services.assignment import assignment_next
 from labeling.services.exporting import ExportOptions
 from labeling.services.jobs import job_export_start
 from labeling.services.judgments import judgment_submit, ranking_from_choice
-from labeling.services.projects import token_create
+from labeling.services.tokens import token_create
 from tests.factories import ItemFactory, MembershipFactory, ProjectFactory
 
 PERSONAS = ("anonymous", "outsider", "other_manager", "annotator", "manager")
@@ -103,7 +103,7 @@ def world(db, client, settings, tmp_path, django_capture_on_commit_callbacks):
     ItemFactory.create_batch(3, project=project)
     judged = assignment_next(project=project, annotator=users[AT])
     judgment, _ = judgment_submit(
-        assignment=judged, annotator=users[AT], ranking=ranking_from_choice(assignment=judged, choice="A")
+        assignment_id=judged.pk, annotator=users[AT], ranking=ranking_from_choice(assignment=judged, choice="A")
     )
     leased = assignment_next(project=project, annotator=users[AT])
 

@@ -16,7 +16,7 @@ from labeling.models import Item
 from labeling.services.errors import DomainError
 from labeling.services.importing import items_import
 from labeling.services.parsing.shapes import RowInvalid, detect_shape, normalize
-from labeling.services.projects import token_create
+from labeling.services.tokens import token_create
 from tests.factories import ItemFactory, MembershipFactory, ProjectFactory
 
 FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))

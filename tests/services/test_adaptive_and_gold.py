@@ -7,7 +7,8 @@ from labeling.services.exporting import ExportOptions, preferences_export
 from labeling.services.importing import ImportRejected, items_import
 from labeling.services.judgments import adaptive_settle, judgment_submit, ranking_from_choice
 from labeling.services.metrics import project_stats
-from labeling.services.projects import project_create, token_create
+from labeling.services.projects import project_create
+from labeling.services.tokens import token_create
 from tests.factories import ItemFactory, MembershipFactory, ProjectFactory
 
 A, B, TIE = [[1], [2]], [[2], [1]], [[1, 2]]
@@ -39,7 +40,9 @@ def _vote(project, annotator, want_left_model: bool):
     left_model = assignment.item.responses.get(pk=assignment.shown_order[0]).model
     choice = "A" if (left_model == "model-a") == want_left_model else "B"
     judgment_submit(
-        assignment=assignment, annotator=annotator, ranking=ranking_from_choice(assignment=assignment, choice=choice)
+        assignment_id=assignment.pk,
+        annotator=annotator,
+        ranking=ranking_from_choice(assignment=assignment, choice=choice),
     )
     return assignment.item_id
 
@@ -113,7 +116,7 @@ def test_gold_answers_feed_accuracy_and_stay_out_of_exports(db, write_jsonl, tmp
             first_is_left = responses[assignment.shown_order[0]] == 0
             choice = "A" if first_is_left == correct else "B"
             ranking = ranking_from_choice(assignment=assignment, choice=choice)
-            judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking)
+            judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=ranking)
     assert Judgment.objects.filter(item__is_gold=True).count() == 2
     accuracy = {row["username"]: row["gold_accuracy"] for row in project_stats(project=project)["annotators"]}
     assert accuracy == {"right": 1.0, "wrong": 0.0}
@@ -132,9 +135,11 @@ def test_gold_items_never_count_as_regular_work(db, write_jsonl):
     annotator = MembershipFactory(project=project).user
     served = []
     while (assignment := assignment_next(project=project, annotator=annotator)) is not None:
-        served.append(assignment.item.external_id)
+        (served.append(assignment.item.external_id),)
         judgment_submit(
-            assignment=assignment, annotator=annotator, ranking=ranking_from_choice(assignment=assignment, choice="A")
+            assignment_id=assignment.pk,
+            annotator=annotator,
+            ranking=ranking_from_choice(assignment=assignment, choice="A"),
         )
     assert sorted(served) == ["n1", "n2"]
 

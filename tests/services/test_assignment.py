@@ -13,7 +13,7 @@ from tests.factories import ItemFactory, MembershipFactory, ProjectFactory
 
 def _judge(assignment, annotator, choice="A"):
     ranking = ranking_from_choice(assignment=assignment, choice=choice)
-    return judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking)
+    return judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=ranking)
 
 
 def test_next_leases_an_item_and_records_a_shuffled_order(project, annotator, items):

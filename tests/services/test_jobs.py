@@ -60,7 +60,9 @@ def test_export_job_writes_a_zip_that_datasets_loads(
     settings.LABELING_JOBS_DIR = tmp_path / "jobs"
     while (assignment := assignment_next(project=project, annotator=annotator)) is not None:
         judgment_submit(
-            assignment=assignment, annotator=annotator, ranking=ranking_from_choice(assignment=assignment, choice="A")
+            assignment_id=assignment.pk,
+            annotator=annotator,
+            ranking=ranking_from_choice(assignment=assignment, choice="A"),
         )
     with django_capture_on_commit_callbacks(execute=True):
         job = job_export_start(project=project, user=manager, options=ExportOptions())

@@ -31,7 +31,11 @@ def test_unknown_choice_is_refused(assignment):
 def test_submit_stores_the_judgment_and_completes_the_vote(assignment, annotator):
     left, right = assignment.shown_order
     judgment, created = judgment_submit(
-        assignment=assignment, annotator=annotator, ranking=[[str(right)], [str(left)]], strength=2, rationale=" ok "
+        assignment_id=assignment.pk,
+        annotator=annotator,
+        ranking=[[str(right)], [str(left)]],
+        strength=2,
+        rationale=" ok ",
     )
     assert created
     assert judgment.ranking == [[right], [left]]
@@ -43,8 +47,8 @@ def test_submit_stores_the_judgment_and_completes_the_vote(assignment, annotator
 
 def test_double_submit_stores_one_judgment(assignment, annotator):
     ranking = ranking_from_choice(assignment=assignment, choice="A")
-    first, created_first = judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking)
-    second, created_second = judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking)
+    first, created_first = judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=ranking)
+    second, created_second = judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=ranking)
     assert created_first and not created_second
     assert first.pk == second.pk
     assert Judgment.objects.count() == 1
@@ -63,7 +67,7 @@ def test_double_submit_stores_one_judgment(assignment, annotator):
 )
 def test_bad_rankings_are_refused_and_change_nothing(assignment, annotator, ranking, message):
     with pytest.raises(InvalidInput, match=message):
-        judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking)
+        judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=ranking)
     assert Judgment.objects.count() == 0
     assert Item.objects.get(pk=assignment.item_id).votes == 0
 
@@ -71,15 +75,15 @@ def test_bad_rankings_are_refused_and_change_nothing(assignment, annotator, rank
 def test_ranking_must_place_every_response_once(assignment, annotator):
     left, right = assignment.shown_order
     with pytest.raises(InvalidInput, match="all 2 responses"):
-        judgment_submit(assignment=assignment, annotator=annotator, ranking=[[left]])
+        judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=[[left]])
     with pytest.raises(InvalidInput, match="more than once"):
-        judgment_submit(assignment=assignment, annotator=annotator, ranking=[[left], [left, right]])
+        judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=[[left], [left, right]])
 
 
 def test_strength_out_of_range_is_refused(assignment, annotator):
     with pytest.raises(InvalidInput, match="strength"):
         judgment_submit(
-            assignment=assignment,
+            assignment_id=assignment.pk,
             annotator=annotator,
             ranking=ranking_from_choice(assignment=assignment, choice="A"),
             strength=7,
@@ -89,7 +93,7 @@ def test_strength_out_of_range_is_refused(assignment, annotator):
 def test_someone_elses_assignment_is_not_found(assignment, second_annotator):
     with pytest.raises(NotFound):
         judgment_submit(
-            assignment=assignment,
+            assignment_id=assignment.pk,
             annotator=second_annotator,
             ranking=ranking_from_choice(assignment=assignment, choice="A"),
         )
@@ -99,5 +103,7 @@ def test_skipped_assignment_cannot_be_judged(assignment, annotator):
     assignment_skip(assignment=assignment, annotator=annotator)
     with pytest.raises(Conflict, match="skipped"):
         judgment_submit(
-            assignment=assignment, annotator=annotator, ranking=ranking_from_choice(assignment=assignment, choice="A")
+            assignment_id=assignment.pk,
+            annotator=annotator,
+            ranking=ranking_from_choice(assignment=assignment, choice="A"),
         )

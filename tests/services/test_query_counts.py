@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from labeling.models import Item, Response
 from labeling.services.assignment import assignment_next
 from labeling.services.judgments import judgment_submit, ranking_from_choice
-from labeling.services.projects import token_create
+from labeling.services.tokens import token_create
 from tests.factories import MembershipFactory, ProjectFactory
 
 MAX_NEXT_QUERIES = 13
@@ -32,7 +32,7 @@ def _round_trip(project, annotator):
         assignment = assignment_next(project=project, annotator=annotator)
     ranking = ranking_from_choice(assignment=assignment, choice="A")
     with CaptureQueriesContext(connection) as submit_queries:
-        judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking)
+        judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=ranking)
     return len(next_queries), len(submit_queries)
 
 

@@ -86,7 +86,7 @@ def test_bad_definitions_are_refused_naming_the_entry_and_field(definitions, mes
 def test_valid_answers_are_stored_normalized(with_criteria, assignment, annotator):
     left, right = assignment.shown_order
     judgment, _ = judgment_submit(
-        assignment=assignment,
+        assignment_id=assignment.pk,
         annotator=annotator,
         ranking=[[left], [right]],
         criteria={"helpful": {left: "4", str(right): 2}, "unsafe": {right: "on"}, "note": "  fine  "},
@@ -122,7 +122,7 @@ def test_bad_answers_are_refused_and_nothing_is_stored(with_criteria, assignment
     left, right = assignment.shown_order
     with pytest.raises(InvalidInput, match=message):
         judgment_submit(
-            assignment=assignment, annotator=annotator, ranking=[[left], [right]], criteria=answers(left, right)
+            assignment_id=assignment.pk, annotator=annotator, ranking=[[left], [right]], criteria=answers(left, right)
         )
     assert nothing_stored(assignment)
 
@@ -132,7 +132,7 @@ def test_a_response_of_another_item_is_foreign_even_when_it_exists(with_criteria
     foreign = next(item for item in items if item.pk != assignment.item_id).responses.first().pk
     with pytest.raises(InvalidInput, match=rf"names response {foreign}, which is not in this item"):
         judgment_submit(
-            assignment=assignment,
+            assignment_id=assignment.pk,
             annotator=annotator,
             ranking=[[left], [right]],
             criteria={"helpful": {left: 3, right: 3, foreign: 1}},
@@ -191,7 +191,7 @@ def test_bad_ranks_are_refused(ranked_assignment, ranks, message):
 def test_a_ranking_from_ranks_is_stored_as_given(ranked_assignment, annotator):
     a, b, c, d = ranked_assignment.shown_order
     ranking = ranking_from_ranks(assignment=ranked_assignment, ranks={str(a): 3, str(b): 3, str(c): 1, str(d): 2})
-    judgment, _ = judgment_submit(assignment=ranked_assignment, annotator=annotator, ranking=ranking, strength=2)
+    judgment, _ = judgment_submit(assignment_id=ranked_assignment.pk, annotator=annotator, ranking=ranking, strength=2)
     assert judgment.ranking == [[c], [d], sorted([a, b])]
     assert judgment.strength == 2
 
@@ -201,14 +201,16 @@ def test_a_ranking_from_ranks_is_stored_as_given(ranked_assignment, annotator):
 
 def test_a_tie_stores_no_strength(assignment, annotator):
     left, right = assignment.shown_order
-    judgment, _ = judgment_submit(assignment=assignment, annotator=annotator, ranking=[[left, right]], strength=3)
+    judgment, _ = judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=[[left, right]], strength=3)
     assert judgment.strength is None
     assert Judgment.objects.get().strength is None
 
 
 def test_revising_to_a_tie_drops_the_strength(assignment, annotator):
     left, right = assignment.shown_order
-    judgment, _ = judgment_submit(assignment=assignment, annotator=annotator, ranking=[[left], [right]], strength=3)
+    judgment, _ = judgment_submit(
+        assignment_id=assignment.pk, annotator=annotator, ranking=[[left], [right]], strength=3
+    )
     revised = judgment_revise(judgment=judgment, annotator=annotator, ranking=[[right, left]], strength=2)
     assert revised.strength is None
     assert JudgmentRevision.objects.get().strength == 3
@@ -221,7 +223,7 @@ def test_revising_to_a_tie_drops_the_strength(assignment, annotator):
 def judged(assignment, annotator):
     left, right = assignment.shown_order
     judgment, _ = judgment_submit(
-        assignment=assignment, annotator=annotator, ranking=[[left], [right]], strength=1, rationale="first look"
+        assignment_id=assignment.pk, annotator=annotator, ranking=[[left], [right]], strength=1, rationale="first look"
     )
     return judgment
 

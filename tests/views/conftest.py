@@ -10,7 +10,7 @@ def judge_all(project, annotators, choice="A"):
     for annotator in annotators:
         while (assignment := assignment_next(project=project, annotator=annotator)) is not None:
             ranking = ranking_from_choice(assignment=assignment, choice=choice)
-            judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking, strength=2)
+            judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=ranking, strength=2)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ def admin_client(client, db):
 def test_superuser_sees_every_model(admin_client, model, project, annotator, items):
     assignment = assignment_next(project=project, annotator=annotator)
     judgment_submit(
-        assignment=assignment, annotator=annotator, ranking=ranking_from_choice(assignment=assignment, choice="A")
+        assignment_id=assignment.pk, annotator=annotator, ranking=ranking_from_choice(assignment=assignment, choice="A")
     )
     response = admin_client.get(reverse(f"admin:labeling_{model}_changelist") + "?q=a")
     assert response.status_code == 200
@@ -29,7 +29,7 @@ def test_superuser_sees_every_model(admin_client, model, project, annotator, ite
 def test_judgments_are_read_only_in_the_admin(admin_client, project, annotator, items):
     assignment = assignment_next(project=project, annotator=annotator)
     judgment, _ = judgment_submit(
-        assignment=assignment, annotator=annotator, ranking=ranking_from_choice(assignment=assignment, choice="A")
+        assignment_id=assignment.pk, annotator=annotator, ranking=ranking_from_choice(assignment=assignment, choice="A")
     )
     url = reverse("admin:labeling_judgment_change", args=[judgment.pk])
     assert admin_client.get(url).status_code == 200

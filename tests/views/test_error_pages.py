@@ -11,12 +11,12 @@ def test_a_missing_page_is_the_apps_404_with_a_way_back(client, annotator, setti
     html = response.content.decode()
     assert response.status_code == 404
     assert 'data-testid="error-page"' in html and "Nothing here" in html
-    assert f'href="{reverse("home")}"' in html and 'class="topbar"' in html
+    assert f'href="{reverse("labeling:home")}"' in html and 'class="topbar"' in html
 
 
 def test_a_manager_page_answers_an_annotator_with_the_apps_403(client, annotator, project):
     client.force_login(annotator)
-    response = client.get(reverse("manage_settings", args=[project.slug]))
+    response = client.get(reverse("labeling:manage_settings", args=[project.slug]))
     html = response.content.decode()
     assert response.status_code == 403
     assert "Only the project&#x27;s managers may do this." in html and "Back to your projects" in html

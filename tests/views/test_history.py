@@ -16,7 +16,7 @@ def judge(project, user, choice: str = "A", **fields) -> Judgment:
     assignment = assignment_next(project=project, annotator=user)
     left, right = assignment.shown_order
     ranking = {"A": [[left], [right]], "B": [[right], [left]], "tie": [[left, right]]}[choice]
-    judgment, _ = judgment_submit(assignment=assignment, annotator=user, ranking=ranking, **fields)
+    judgment, _ = judgment_submit(assignment_id=assignment.pk, annotator=user, ranking=ranking, **fields)
     return judgment
 
 
@@ -37,11 +37,11 @@ def logged_in(user, **kwargs) -> Client:
 
 
 def history_url(project) -> str:
-    return reverse("history", args=[project.slug])
+    return reverse("labeling:history", args=[project.slug])
 
 
 def revise_url(project, judgment) -> str:
-    return reverse("revise", args=[project.slug, judgment.pk])
+    return reverse("labeling:revise", args=[project.slug, judgment.pk])
 
 
 # ---- history ----------------------------------------------------------------------------
@@ -146,7 +146,7 @@ def test_judgment_seen_through_another_project_is_404(project, other_project, an
 
 @pytest.mark.parametrize("judgment_id", ["not-a-uuid", "00000000-0000-0000-0000-000000000000"])
 def test_unknown_judgment_id_is_404(project, annotator, judgment_id):
-    url = reverse("revise", args=[project.slug, judgment_id])
+    url = reverse("labeling:revise", args=[project.slug, judgment_id])
     assert logged_in(annotator).get(url).status_code == 404
 
 

@@ -11,7 +11,7 @@ from tests.factories import ItemFactory, MembershipFactory, ProjectFactory, User
 
 def home_rows(client, user):
     client.force_login(user)
-    response = client.get(reverse("home"))
+    response = client.get(reverse("labeling:home"))
     assert response.status_code == 200
     return {row["project"].slug: row for row in response.context["rows"]}
 
@@ -27,7 +27,7 @@ def test_each_project_shows_my_judgments_and_its_progress(client, db):
     ProjectFactory(slug="not-mine")
     assignment = assignment_next(project=judged, annotator=user)
     judgment_submit(
-        assignment=assignment, annotator=user, ranking=ranking_from_choice(assignment=assignment, choice="A")
+        assignment_id=assignment.pk, annotator=user, ranking=ranking_from_choice(assignment=assignment, choice="A")
     )
     rows = home_rows(client, user)
     assert set(rows) == {"judged", "managed"}
@@ -46,7 +46,7 @@ def test_queries_do_not_grow_with_the_number_of_projects(client, db):
             ItemFactory(project=project)
         client.force_login(user)
         with CaptureQueriesContext(connection) as captured:
-            assert client.get(reverse("home")).status_code == 200
+            assert client.get(reverse("labeling:home")).status_code == 200
         return len(captured)
 
     assert queries_with(2) == queries_with(8)

@@ -17,7 +17,7 @@ from labeling.services.assignment import assignment_next
 from labeling.services.exporting import ExportOptions
 from labeling.services.jobs import job_export_start, run_job
 from labeling.services.judgments import judgment_submit, ranking_from_choice
-from labeling.services.projects import token_create
+from labeling.services.tokens import token_create
 from tests.factories import PASSWORD, ItemFactory, MembershipFactory
 from tests.views.test_manage_criteria import criteria_fields
 
@@ -36,7 +36,7 @@ def _jsonl(rows, name="items.jsonl"):
 def _judge(project, annotator):
     assignment = assignment_next(project=project, annotator=annotator)
     judgment, _ = judgment_submit(
-        assignment=assignment, annotator=annotator, ranking=ranking_from_choice(assignment=assignment, choice="A")
+        assignment_id=assignment.pk, annotator=annotator, ranking=ranking_from_choice(assignment=assignment, choice="A")
     )
     return judgment
 
@@ -75,44 +75,56 @@ def _routes(world, *, with_job: bool) -> list[tuple[str, str, str, dict, int]]:
     annotator_membership = Membership.objects.get(project=project, user=world["users"]["annotator"])
     item = judgment.item
     return [
-        ("settings", "GET", reverse("manage_settings", args=[slug]), {}, 200),
-        ("archive", "POST", reverse("manage_archive", args=[slug]), {}, 302),
-        ("reopen", "POST", reverse("manage_reopen", args=[slug]), {}, 302),
-        ("members", "GET", reverse("manage_members", args=[slug]), {}, 200),
-        ("member add", "POST", reverse("manage_members", args=[slug]), {"username": "otto", "role": "annotator"}, 302),
+        ("settings", "GET", reverse("labeling:manage_settings", args=[slug]), {}, 200),
+        ("archive", "POST", reverse("labeling:manage_archive", args=[slug]), {}, 302),
+        ("reopen", "POST", reverse("labeling:manage_reopen", args=[slug]), {}, 302),
+        ("members", "GET", reverse("labeling:manage_members", args=[slug]), {}, 200),
+        (
+            "member add",
+            "POST",
+            reverse("labeling:manage_members", args=[slug]),
+            {"username": "otto", "role": "annotator"},
+            302,
+        ),
         (
             "member role",
             "POST",
-            reverse("manage_member_role", args=[slug]),
+            reverse("labeling:manage_member_role", args=[slug]),
             {"member": annotator_membership.pk, "role": "manager"},
             302,
         ),
         (
             "member remove",
             "POST",
-            reverse("manage_member_remove", args=[slug]),
+            reverse("labeling:manage_member_remove", args=[slug]),
             {"member": annotator_membership.pk},
             302,
         ),
-        ("import", "GET", reverse("manage_import", args=[slug]), {}, 200),
-        ("import preview", "POST", reverse("manage_import", args=[slug]), {"file": "upload"}, 200),
-        ("import start", "POST", reverse("manage_import_start", args=[slug]), {"upload": "gone"}, 302),
-        ("import discard", "POST", reverse("manage_import_discard", args=[slug]), {"upload": "gone"}, 302),
-        ("export", "GET", reverse("manage_export", args=[slug]), {}, 200),
-        ("export start", "POST", reverse("manage_export", args=[slug]), {**_export_form()}, 302),
+        ("import", "GET", reverse("labeling:manage_import", args=[slug]), {}, 200),
+        ("import preview", "POST", reverse("labeling:manage_import", args=[slug]), {"file": "upload"}, 200),
+        ("import start", "POST", reverse("labeling:manage_import_start", args=[slug]), {"upload": "gone"}, 302),
+        ("import discard", "POST", reverse("labeling:manage_import_discard", args=[slug]), {"upload": "gone"}, 302),
+        ("export", "GET", reverse("labeling:manage_export", args=[slug]), {}, 200),
+        ("export start", "POST", reverse("labeling:manage_export", args=[slug]), {**_export_form()}, 302),
         *(
             [
-                ("job", "GET", reverse("manage_job", args=[slug, job.pk]), {}, 200),
-                ("download", "GET", reverse("manage_job_download", args=[slug, job.pk]), {}, 200),
+                ("job", "GET", reverse("labeling:manage_job", args=[slug, job.pk]), {}, 200),
+                ("download", "GET", reverse("labeling:manage_job_download", args=[slug, job.pk]), {}, 200),
             ]
             if job
             else []
         ),
-        ("items", "GET", reverse("manage_items", args=[slug]), {}, 200),
-        ("gold", "POST", reverse("manage_item_gold", args=[slug]), {"item": item.pk, "answer": "A"}, 302),
-        ("priority", "POST", reverse("manage_item_priority", args=[slug]), {"item": item.pk, "priority": 3}, 302),
-        ("withdraw", "POST", reverse("manage_item_withdraw", args=[slug]), {"item": item.pk}, 302),
-        ("restore", "POST", reverse("manage_item_restore", args=[slug]), {"item": item.pk}, 302),
+        ("items", "GET", reverse("labeling:manage_items", args=[slug]), {}, 200),
+        ("gold", "POST", reverse("labeling:manage_item_gold", args=[slug]), {"item": item.pk, "answer": "A"}, 302),
+        (
+            "priority",
+            "POST",
+            reverse("labeling:manage_item_priority", args=[slug]),
+            {"item": item.pk, "priority": 3},
+            302,
+        ),
+        ("withdraw", "POST", reverse("labeling:manage_item_withdraw", args=[slug]), {"item": item.pk}, 302),
+        ("restore", "POST", reverse("labeling:manage_item_restore", args=[slug]), {"item": item.pk}, 302),
     ]
 
 
@@ -203,7 +215,12 @@ def test_forms_that_also_show_pages_refuse_posts_without_the_csrf_token(world, m
 
 @pytest.mark.parametrize(
     ("method", "name"),
-    [("POST", "manage_job"), ("POST", "manage_job_download"), ("GET", "manage_archive"), ("GET", "manage_item_gold")],
+    [
+        ("POST", "labeling:manage_job"),
+        ("POST", "labeling:manage_job_download"),
+        ("GET", "labeling:manage_archive"),
+        ("GET", "labeling:manage_item_gold"),
+    ],
 )
 def test_the_wrong_method_is_refused(client, world, method, name):
     client.force_login(world["users"]["manager"])
@@ -245,7 +262,7 @@ def test_a_manager_changes_the_settings(client, project, manager):
         rationale_required="on",
         overlap=3,
     )
-    response = client.post(reverse("manage_settings", args=[project.slug]), form, follow=True)
+    response = client.post(reverse("labeling:manage_settings", args=[project.slug]), form, follow=True)
     assert response.status_code == 200 and b"Settings saved." in response.content
     project.refresh_from_db()
     assert project.title == "Helpfulness" and project.overlap == 3 and project.rationale_required
@@ -255,14 +272,14 @@ def test_a_manager_changes_the_settings(client, project, manager):
 def test_locked_settings_say_why_and_a_refused_change_changes_nothing(client, world):
     project = world["project"]
     client.force_login(world["users"]["manager"])
-    page = client.get(reverse("manage_settings", args=[project.slug])).content.decode()
+    page = client.get(reverse("labeling:manage_settings", args=[project.slug])).content.decode()
     assert 'data-testid="locks"' in page and "1 judgment already exists" in page
     assert 'name="mode" disabled' in page or 'disabled name="mode"' in page or 'id="id_mode" disabled' in page
     # A disabled field keeps its value even when a forged form sends another.
-    client.post(reverse("manage_settings", args=[project.slug]), _settings_form(project, mode="ranking"))
+    client.post(reverse("labeling:manage_settings", args=[project.slug]), _settings_form(project, mode="ranking"))
     project.refresh_from_db()
     assert project.mode == "pairwise"
-    response = client.post(reverse("manage_settings", args=[project.slug]), _settings_form(project, overlap=1))
+    response = client.post(reverse("labeling:manage_settings", args=[project.slug]), _settings_form(project, overlap=1))
     assert response.status_code == 422
     assert "overlap may only go up (from 2, got 1)" in response.content.decode()
     project.refresh_from_db()
@@ -279,7 +296,7 @@ def test_locked_settings_say_why_and_a_refused_change_changes_nothing(client, wo
 def test_criteria_errors_name_the_entry(client, project, manager, row, message):
     client.force_login(manager)
     form = _settings_form(project, **criteria_fields([row]))
-    response = client.post(reverse("manage_settings", args=[project.slug]), form)
+    response = client.post(reverse("labeling:manage_settings", args=[project.slug]), form)
     assert response.status_code == 422 and message in response.content.decode()
 
 
@@ -287,14 +304,14 @@ def test_the_guidelines_preview_is_sanitized_and_saves_nothing(client, project, 
     client.force_login(manager)
     text = "**Prefer** the *honest* answer <script>alert(1)</script> [x](javascript:alert(1))"
     form = _settings_form(project, guidelines=text, preview="1")
-    response = client.post(reverse("manage_settings", args=[project.slug]), form, headers=HTMX)
+    response = client.post(reverse("labeling:manage_settings", args=[project.slug]), form, headers=HTMX)
     html = response.content.decode()
     assert response.status_code == 200 and html.lstrip().startswith('<div id="guidelines-preview"')
     assert "<strong>Prefer</strong>" in html and "<script>" not in html and 'href="javascript' not in html
     project.refresh_from_db()
     assert project.guidelines == "Pick the **better** answer."
     # Without htmx the whole page comes back, with the preview in it.
-    page = client.post(reverse("manage_settings", args=[project.slug]), form).content.decode()
+    page = client.post(reverse("labeling:manage_settings", args=[project.slug]), form).content.decode()
     assert "<strong>Prefer</strong>" in page and 'data-testid="project-form"' in page
 
 
@@ -311,35 +328,37 @@ def test_creating_a_project_needs_the_permission_and_makes_the_creator_its_manag
         "gold_rate": "0",
         "license": "cc-by-4.0",
     }
-    assert client.get(reverse("manage_project_new")).status_code == 403
-    assert client.post(reverse("manage_project_new"), form).status_code == 403
+    assert client.get(reverse("labeling:manage_project_new")).status_code == 403
+    assert client.post(reverse("labeling:manage_project_new"), form).status_code == 403
     manager.user_permissions.add(Permission.objects.get(codename="add_project"))
-    assert client.get(reverse("manage_project_new")).status_code == 200
-    response = client.post(reverse("manage_project_new"), form)
-    assert response.status_code == 302 and response["Location"] == reverse("manage_import", args=["helpfulness"])
+    assert client.get(reverse("labeling:manage_project_new")).status_code == 200
+    response = client.post(reverse("labeling:manage_project_new"), form)
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "labeling:manage_import", args=["helpfulness"]
+    )
     project = Project.objects.get(slug="helpfulness")
     assert project.overlap == 2 and project.lease_seconds == 600
     assert Membership.objects.get(project=project).user == manager
-    again = client.post(reverse("manage_project_new"), form)
+    again = client.post(reverse("labeling:manage_project_new"), form)
     assert again.status_code == 422 and "already exists" in again.content.decode()
 
 
 def test_archive_and_reopen(client, project, manager):
     client.force_login(manager)
-    page = client.post(reverse("manage_archive", args=[project.slug]), follow=True).content.decode()
+    page = client.post(reverse("labeling:manage_archive", args=[project.slug]), follow=True).content.decode()
     assert 'data-testid="archived"' in page and "Reopen project" in page
     project.refresh_from_db()
     assert project.archived_at is not None
-    client.post(reverse("manage_reopen", args=[project.slug]))
+    client.post(reverse("labeling:manage_reopen", args=[project.slug]))
     project.refresh_from_db()
     assert project.archived_at is None
 
 
 def test_managers_see_a_settings_link_on_their_projects(client, project, manager, annotator):
     client.force_login(manager)
-    assert reverse("manage_settings", args=[project.slug]) in client.get("/").content.decode()
+    assert reverse("labeling:manage_settings", args=[project.slug]) in client.get("/").content.decode()
     client.force_login(annotator)
-    assert reverse("manage_settings", args=[project.slug]) not in client.get("/").content.decode()
+    assert reverse("labeling:manage_settings", args=[project.slug]) not in client.get("/").content.decode()
 
 
 # -- members --------------------------------------------------------------------
@@ -348,7 +367,7 @@ def test_managers_see_a_settings_link_on_their_projects(client, project, manager
 def test_adding_changing_and_removing_members(client, world):
     project, manager = world["project"], world["users"]["manager"]
     client.force_login(manager)
-    url = reverse("manage_members", args=[project.slug])
+    url = reverse("labeling:manage_members", args=[project.slug])
     response = client.post(url, {"username": "otto", "role": "manager"}, follow=True)
     assert "otto is now a manager of this project." in response.content.decode()
     response = client.post(
@@ -358,10 +377,10 @@ def test_adding_changing_and_removing_members(client, world):
     newbie = Membership.objects.get(project=project, user__username="newbie")
     assert newbie.user.check_password("a long enough passphrase")
     anna = Membership.objects.get(project=project, user__username="anna")
-    client.post(reverse("manage_member_role", args=[project.slug]), {"member": anna.pk, "role": "manager"})
+    client.post(reverse("labeling:manage_member_role", args=[project.slug]), {"member": anna.pk, "role": "manager"})
     anna.refresh_from_db()
     assert anna.role == "manager"
-    client.post(reverse("manage_member_remove", args=[project.slug]), {"member": anna.pk})
+    client.post(reverse("labeling:manage_member_remove", args=[project.slug]), {"member": anna.pk})
     assert not Membership.objects.filter(pk=anna.pk).exists()
     assert Judgment.objects.filter(pk=world["judgment"].pk).exists()  # removing keeps their judgments
 
@@ -369,9 +388,9 @@ def test_adding_changing_and_removing_members(client, world):
 def test_member_form_errors_are_shown_and_accounts_are_never_changed(client, world):
     project, manager = world["project"], world["users"]["manager"]
     client.force_login(manager)
-    url = reverse("manage_members", args=[project.slug])
+    url = reverse("labeling:manage_members", args=[project.slug])
     response = client.post(url, {"username": "ghost", "role": "annotator"})
-    assert response.status_code == 422 and "No user is called" in response.content.decode()
+    assert response.status_code == 422 and "does not exist" in response.content.decode()
     response = client.post(url, {"username": "anna", "role": "annotator", "create": "on", "password": "x" * 20})
     assert response.status_code == 422 and "already exists" in response.content.decode()
     world["users"]["annotator"].refresh_from_db()
@@ -384,7 +403,9 @@ def test_the_last_manager_is_told_why_they_cannot_leave(client, world):
     project, manager = world["project"], world["users"]["manager"]
     client.force_login(manager)
     mine = Membership.objects.get(project=project, user=manager)
-    response = client.post(reverse("manage_member_remove", args=[project.slug]), {"member": mine.pk}, follow=True)
+    response = client.post(
+        reverse("labeling:manage_member_remove", args=[project.slug]), {"member": mine.pk}, follow=True
+    )
     assert "the project&#x27;s only manager" in response.content.decode()
     assert Membership.objects.filter(pk=mine.pk).exists()
 
@@ -392,7 +413,7 @@ def test_the_last_manager_is_told_why_they_cannot_leave(client, world):
 def test_a_member_of_another_project_cannot_be_touched(client, world, other_project):
     stranger = MembershipFactory(project=other_project, role="annotator")
     client.force_login(world["users"]["manager"])
-    url = reverse("manage_member_remove", args=[world["project"].slug])
+    url = reverse("labeling:manage_member_remove", args=[world["project"].slug])
     assert client.post(url, {"member": stranger.pk}).status_code == 404
     assert Membership.objects.filter(pk=stranger.pk).exists()
 
@@ -405,7 +426,9 @@ def test_a_file_with_a_bad_row_is_previewed_with_its_error_and_nothing_is_import
     client.force_login(world["users"]["manager"])
     before = Item.objects.filter(project=project).count()
     rows = [*GOOD_ROWS, '{"prompt": "only a prompt"}', "{broken json"]
-    response = client.post(reverse("manage_import", args=[project.slug]), {"file": _jsonl(rows), "format": "auto"})
+    response = client.post(
+        reverse("labeling:manage_import", args=[project.slug]), {"file": _jsonl(rows), "format": "auto"}
+    )
     html = response.content.decode()
     assert response.status_code == 200
     assert 'data-testid="row-errors"' in html and "<td>5</td>" in html and "is not valid JSON" in html
@@ -418,7 +441,7 @@ def test_a_file_with_no_valid_row_is_refused_with_its_reasons_and_offers_no_impo
     client.force_login(world["users"]["manager"])
     upload = SimpleUploadedFile("wrong.csv", b"question,answer\nWhat?,This.\n", content_type="text/csv")
     html = client.post(
-        reverse("manage_import", args=[project.slug]), {"file": upload, "format": "auto"}
+        reverse("labeling:manage_import", args=[project.slug]), {"file": upload, "format": "auto"}
     ).content.decode()
     assert "The file&#x27;s only row is invalid; nothing was imported" in html
     assert 'data-testid="row-errors"' in html and "<td>1</td>" in html
@@ -435,7 +458,7 @@ def test_the_preview_renders_untrusted_text_safely(client, world):
             "response_b": "[a](javascript:alert(1))",
         }
     ]
-    html = client.post(reverse("manage_import", args=[project.slug]), {"file": _jsonl(rows)}).content.decode()
+    html = client.post(reverse("labeling:manage_import", args=[project.slug]), {"file": _jsonl(rows)}).content.decode()
     assert "<strong>hi</strong>" in html
     assert "<script>alert" not in html and "<img" not in html and 'href="javascript' not in html
 
@@ -445,33 +468,33 @@ def test_a_checked_file_is_imported_as_a_job_whose_progress_is_polled(
 ):
     project = world["project"]
     client.force_login(world["users"]["manager"])
-    preview = client.post(reverse("manage_import", args=[project.slug]), {"file": _jsonl(GOOD_ROWS)})
+    preview = client.post(reverse("labeling:manage_import", args=[project.slug]), {"file": _jsonl(GOOD_ROWS)})
     upload = preview.context["preview"].upload
-    start = reverse("manage_import_start", args=[project.slug])
+    start = reverse("labeling:manage_import_start", args=[project.slug])
     # Queued (its task runs on commit): the partial polls itself every second.
     response = client.post(start, {"upload": upload, "format": "auto"}, headers=HTMX)
     html = response.content.decode()
     assert response.status_code == 200 and 'id="job"' in html and 'hx-trigger="every 1s"' in html
     job = Job.objects.get(kind=Job.Kind.IMPORT)
     run_job.call(str(job.pk))
-    polled = client.get(reverse("manage_job", args=[project.slug, job.pk]), headers=HTMX).content.decode()
+    polled = client.get(reverse("labeling:manage_job", args=[project.slug, job.pk]), headers=HTMX).content.decode()
     assert "hx-trigger" not in polled and "Imported <strong>3</strong> items" in polled
     assert Item.objects.filter(project=project, external_id__in=["q0", "q1", "q2"]).count() == 3
-    page = client.get(reverse("manage_import", args=[project.slug])).content.decode()
+    page = client.get(reverse("labeling:manage_import", args=[project.slug])).content.decode()
     assert 'data-testid="imports"' in page and "3 imported of 3 rows" in page
     # An import has no file to hand back: its download address is not found.
-    assert client.get(reverse("manage_job_download", args=[project.slug, job.pk])).status_code == 404
+    assert client.get(reverse("labeling:manage_job_download", args=[project.slug, job.pk])).status_code == 404
 
 
 def test_starting_an_import_twice_imports_once(client, world, django_capture_on_commit_callbacks):
     project = world["project"]
     client.force_login(world["users"]["manager"])
-    preview = client.post(reverse("manage_import", args=[project.slug]), {"file": _jsonl(GOOD_ROWS)})
+    preview = client.post(reverse("labeling:manage_import", args=[project.slug]), {"file": _jsonl(GOOD_ROWS)})
     form = {"upload": preview.context["preview"].upload}
     with django_capture_on_commit_callbacks(execute=True):
-        first = client.post(reverse("manage_import_start", args=[project.slug]), form)
+        first = client.post(reverse("labeling:manage_import_start", args=[project.slug]), form)
     assert first.status_code == 302 and "/jobs/" in first["Location"]
-    second = client.post(reverse("manage_import_start", args=[project.slug]), form, follow=True)
+    second = client.post(reverse("labeling:manage_import_start", args=[project.slug]), form, follow=True)
     assert "That upload is gone" in second.content.decode()
     assert Job.objects.filter(kind=Job.Kind.IMPORT).count() == 1
 
@@ -483,23 +506,27 @@ def test_an_export_runs_as_a_job_and_its_zip_downloads(client, world, django_cap
     project = world["project"]
     client.force_login(world["users"]["manager"])
     with django_capture_on_commit_callbacks(execute=True):  # the job runs once the request commits
-        response = client.post(reverse("manage_export", args=[project.slug]), _export_form(margin="on"), headers=HTMX)
+        response = client.post(
+            reverse("labeling:manage_export", args=[project.slug]), _export_form(margin="on"), headers=HTMX
+        )
     assert response.status_code == 200 and 'hx-trigger="every 1s"' in response.content.decode()
     job = Job.objects.get(kind=Job.Kind.EXPORT)
-    html = client.get(reverse("manage_job", args=[project.slug, job.pk]), headers=HTMX).content.decode()
+    html = client.get(reverse("labeling:manage_job", args=[project.slug, job.pk]), headers=HTMX).content.decode()
     assert 'data-testid="download"' in html and job.checksum in html and "hx-trigger" not in html
     assert job.params["margin"] is True
-    download = client.get(reverse("manage_job_download", args=[project.slug, job.pk]))
+    download = client.get(reverse("labeling:manage_job_download", args=[project.slug, job.pk]))
     assert download.status_code == 200 and download["Content-Disposition"].startswith("attachment")
     archive = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content)))
     assert {"README.md", "data/train-00000-of-00001.parquet"} <= set(archive.namelist())
-    page = client.get(reverse("manage_export", args=[project.slug])).content.decode()
+    page = client.get(reverse("labeling:manage_export", args=[project.slug])).content.decode()
     assert page.count(job.checksum) == 1 and "default, conversational, majority, margin" in page
 
 
 def test_bad_export_settings_are_refused_with_the_reason(client, world):
     client.force_login(world["users"]["manager"])
-    response = client.post(reverse("manage_export", args=[world["project"].slug]), _export_form(test_size="1.5"))
+    response = client.post(
+        reverse("labeling:manage_export", args=[world["project"].slug]), _export_form(test_size="1.5")
+    )
     assert response.status_code == 422 and "--test-size must be at least 0 and below 1" in response.content.decode()
     assert not Job.objects.exists()
 
@@ -508,8 +535,8 @@ def test_jobs_of_another_project_answer_404(client, world, other_project):
     other_manager = MembershipFactory(project=other_project, role="manager").user
     client.force_login(other_manager)
     job = world["job"]()
-    assert client.get(reverse("manage_job", args=[other_project.slug, job.pk])).status_code == 404
-    assert client.get(reverse("manage_job_download", args=[other_project.slug, job.pk])).status_code == 404
+    assert client.get(reverse("labeling:manage_job", args=[other_project.slug, job.pk])).status_code == 404
+    assert client.get(reverse("labeling:manage_job_download", args=[other_project.slug, job.pk])).status_code == 404
 
 
 # -- items ----------------------------------------------------------------------
@@ -519,11 +546,13 @@ def test_items_are_listed_with_their_judgments_and_found_by_search(client, world
     project = world["project"]
     client.force_login(world["users"]["manager"])
     judged = world["judgment"].item
-    page = client.get(reverse("manage_items", args=[project.slug]), {"open": judged.pk}).content.decode()
+    page = client.get(reverse("labeling:manage_items", args=[project.slug]), {"open": judged.pk}).content.decode()
     assert f'data-testid="item-{judged.external_id}"' in page and "<td>anna</td>" in page
-    found = client.get(reverse("manage_items", args=[project.slug]), {"q": judged.external_id}).content.decode()
+    found = client.get(
+        reverse("labeling:manage_items", args=[project.slug]), {"q": judged.external_id}
+    ).content.decode()
     assert found.count('class="item-group') == 1
-    by_prompt = client.get(reverse("manage_items", args=[project.slug]), {"q": judged.prompt[0]["content"]})
+    by_prompt = client.get(reverse("labeling:manage_items", args=[project.slug]), {"q": judged.prompt[0]["content"]})
     assert by_prompt.content.decode().count('class="item-group') == 1
 
 
@@ -536,7 +565,7 @@ def _count_queries(client, url) -> int:
 def test_an_items_page_costs_the_same_queries_however_many_items_and_judgments(client, world):
     project = world["project"]
     client.force_login(world["users"]["manager"])
-    url = reverse("manage_items", args=[project.slug])
+    url = reverse("labeling:manage_items", args=[project.slug])
     small = _count_queries(client, url)
     ItemFactory.create_batch(40, project=project)
     for _ in range(3):
@@ -549,29 +578,31 @@ def test_gold_priority_withdraw_and_restore_from_the_items_page(client, world):
     project = world["project"]
     item = world["judgment"].item
     client.force_login(world["users"]["manager"])
-    gold = client.post(reverse("manage_item_gold", args=[project.slug]), {"item": item.pk, "answer": "B"}, headers=HTMX)
+    gold = client.post(
+        reverse("labeling:manage_item_gold", args=[project.slug]), {"item": item.pk, "answer": "B"}, headers=HTMX
+    )
     assert gold.status_code == 200 and gold.content.decode().lstrip().startswith(
         f'<tbody class="item-group" id="item-{item.pk}"'
     )
     item.refresh_from_db()
     assert item.is_gold and item.gold_answer == [[1], [0]]
-    refused = client.post(reverse("manage_item_gold", args=[project.slug]), {"item": item.pk}, headers=HTMX)
+    refused = client.post(reverse("labeling:manage_item_gold", args=[project.slug]), {"item": item.pk}, headers=HTMX)
     assert refused.status_code == 422 and "Choose the gold answer: A, B or Tie." in refused.content.decode()
-    client.post(reverse("manage_item_gold", args=[project.slug]), {"item": item.pk, "gold": "off"})
-    client.post(reverse("manage_item_priority", args=[project.slug]), {"item": item.pk, "priority": "7"})
+    client.post(reverse("labeling:manage_item_gold", args=[project.slug]), {"item": item.pk, "gold": "off"})
+    client.post(reverse("labeling:manage_item_priority", args=[project.slug]), {"item": item.pk, "priority": "7"})
     item.refresh_from_db()
     assert not item.is_gold and item.priority == 7
     back = client.post(
-        reverse("manage_item_withdraw", args=[project.slug]),
-        {"item": item.pk, "next": reverse("manage_items", args=[project.slug]) + "?q=x"},
+        reverse("labeling:manage_item_withdraw", args=[project.slug]),
+        {"item": item.pk, "next": reverse("labeling:manage_items", args=[project.slug]) + "?q=x"},
     )
-    assert back["Location"] == reverse("manage_items", args=[project.slug]) + "?q=x"
+    assert back["Location"] == reverse("labeling:manage_items", args=[project.slug]) + "?q=x"
     item.refresh_from_db()
     assert item.withdrawn_at is not None
     elsewhere = client.post(
-        reverse("manage_item_restore", args=[project.slug]), {"item": item.pk, "next": "https://evil.example/"}
+        reverse("labeling:manage_item_restore", args=[project.slug]), {"item": item.pk, "next": "https://evil.example/"}
     )
-    assert elsewhere["Location"] == reverse("manage_items", args=[project.slug])
+    assert elsewhere["Location"] == reverse("labeling:manage_items", args=[project.slug])
     item.refresh_from_db()
     assert item.withdrawn_at is None
 
@@ -579,7 +610,7 @@ def test_gold_priority_withdraw_and_restore_from_the_items_page(client, world):
 def test_an_item_of_another_project_answers_404(client, world, other_project):
     foreign = ItemFactory(project=other_project)
     client.force_login(world["users"]["manager"])
-    response = client.post(reverse("manage_item_withdraw", args=[world["project"].slug]), {"item": foreign.pk})
+    response = client.post(reverse("labeling:manage_item_withdraw", args=[world["project"].slug]), {"item": foreign.pk})
     assert response.status_code == 404
     foreign.refresh_from_db()
     assert foreign.withdrawn_at is None
@@ -590,9 +621,9 @@ def test_an_annotator_holding_a_withdrawn_item_is_told_and_moves_on(client, worl
     held = assignment_next(project=project, annotator=annotator)
     manager_client = Client()
     manager_client.force_login(world["users"]["manager"])
-    manager_client.post(reverse("manage_item_withdraw", args=[project.slug]), {"item": held.item_id})
+    manager_client.post(reverse("labeling:manage_item_withdraw", args=[project.slug]), {"item": held.item_id})
     client.force_login(annotator)
-    response = client.post(reverse("judge", args=[project.slug, held.pk]), {"choice": "A"}, headers=HTMX)
+    response = client.post(reverse("labeling:judge", args=[project.slug, held.pk]), {"choice": "A"}, headers=HTMX)
     assert response.status_code == 200  # not a form to fix: the next item, with the notice
     assert "This item was withdrawn by a manager; your answer was not needed. Moving on." in response.content.decode()
     assert not Judgment.objects.filter(assignment=held).exists()
@@ -606,14 +637,14 @@ def test_an_annotator_holding_a_withdrawn_item_is_told_and_moves_on(client, worl
 
 def test_a_token_is_shown_once_and_can_be_revoked(client, annotator):
     client.force_login(annotator)
-    response = client.post(reverse("manage_tokens"), {"name": "export script"})
+    response = client.post(reverse("labeling:manage_tokens"), {"name": "export script"})
     token = response.context["created"]["token"]
     assert token in response.content.decode() and "no-store" in response["Cache-Control"]
-    listing = client.get(reverse("manage_tokens")).content.decode()
+    listing = client.get(reverse("labeling:manage_tokens")).content.decode()
     assert token not in listing and "export script" in listing
     row = ApiToken.objects.get(user=annotator)
     assert row.name == "export script" and row.key_hash != token
-    client.post(reverse("manage_token_revoke"), {"token": row.pk})
+    client.post(reverse("labeling:manage_token_revoke"), {"token": row.pk})
     row.refresh_from_db()
     assert row.revoked_at is not None
     api = client.get("/api/projects", headers={"Authorization": f"Bearer {token}"})
@@ -623,7 +654,7 @@ def test_a_token_is_shown_once_and_can_be_revoked(client, annotator):
 def test_nobody_revokes_another_users_token(client, annotator, manager):
     row, _ = token_create(username=annotator.username)
     client.force_login(manager)
-    assert client.post(reverse("manage_token_revoke"), {"token": row.pk}).status_code == 404
-    assert f'data-testid="token-{row.pk}"' not in client.get(reverse("manage_tokens")).content.decode()
+    assert client.post(reverse("labeling:manage_token_revoke"), {"token": row.pk}).status_code == 404
+    assert f'data-testid="token-{row.pk}"' not in client.get(reverse("labeling:manage_tokens")).content.decode()
     row.refresh_from_db()
     assert row.revoked_at is None

@@ -80,7 +80,7 @@ def judged(project, annotator, items):
     given(project, [HELPFUL, NOTES])
     assignment = assignment_next(project=project, annotator=annotator)
     judgment_submit(
-        assignment=assignment,
+        assignment_id=assignment.pk,
         annotator=annotator,
         ranking=ranking_from_choice(assignment=assignment, choice="A"),
         criteria={"helpful": {str(pk): 4 for pk in assignment.shown_order}},
@@ -92,7 +92,7 @@ def judged(project, annotator, items):
 def test_the_settings_page_shows_criteria_as_rows_with_an_empty_one_to_add(client, project, manager):
     given(project, [HELPFUL])
     client.force_login(manager)
-    html = client.get(reverse("manage_settings", args=[project.slug])).content.decode()
+    html = client.get(reverse("labeling:manage_settings", args=[project.slug])).content.decode()
     assert 'name="criteria"' not in html  # no JSON textarea any more
     assert 'name="criteria-TOTAL_FORMS" value="2"' in html and 'name="criteria-INITIAL_FORMS" value="1"' in html
     saved, empty = criterion_rows(html)
@@ -104,7 +104,7 @@ def test_the_settings_page_shows_criteria_as_rows_with_an_empty_one_to_add(clien
 
 def test_a_manager_adds_two_criteria_through_the_rows(client, project, manager):
     client.force_login(manager)
-    url = reverse("manage_settings", args=[project.slug])
+    url = reverse("labeling:manage_settings", args=[project.slug])
     response = client.post(url, settings_form(project, [HELPFUL, NOTES]), follow=True)
     assert response.status_code == 200 and "Settings saved." in response.content.decode()
     project.refresh_from_db()
@@ -117,7 +117,7 @@ def test_a_manager_adds_two_criteria_through_the_rows(client, project, manager):
 def test_an_empty_label_takes_one_from_the_key(client, project, manager):
     client.force_login(manager)
     row = {"key": "is_safe", "type": "flag", "per_response": False}
-    client.post(reverse("manage_settings", args=[project.slug]), settings_form(project, [row]))
+    client.post(reverse("labeling:manage_settings", args=[project.slug]), settings_form(project, [row]))
     project.refresh_from_db()
     assert project.criteria == [{**row, "label": "Is safe", "required": False}]
 
@@ -135,7 +135,7 @@ def test_a_bad_row_is_refused_beside_that_row_and_nothing_changes(client, projec
     given(project, [HELPFUL])
     client.force_login(manager)
     form = settings_form(project, [HELPFUL, row], title="Renamed")
-    response = client.post(reverse("manage_settings", args=[project.slug]), form)
+    response = client.post(reverse("labeling:manage_settings", args=[project.slug]), form)
     html = response.content.decode()
     assert response.status_code == 422
     first, second = criterion_rows(html)[:2]
@@ -151,7 +151,7 @@ def test_removing_a_row_removes_the_criterion(client, project, manager):
     given(project, [HELPFUL, NOTES])
     client.force_login(manager)
     form = settings_form(project, [{**HELPFUL, "DELETE": True}, NOTES])
-    response = client.post(reverse("manage_settings", args=[project.slug]), form)
+    response = client.post(reverse("labeling:manage_settings", args=[project.slug]), form)
     assert response.status_code == 302
     project.refresh_from_db()
     assert project.criteria == [NOTES]
@@ -160,14 +160,14 @@ def test_removing_a_row_removes_the_criterion(client, project, manager):
 def test_a_removed_row_with_a_bad_key_is_simply_dropped(client, project, manager):
     client.force_login(manager)
     form = settings_form(project, [HELPFUL, {"key": "Bad Key", "type": "likert", "DELETE": True}])
-    assert client.post(reverse("manage_settings", args=[project.slug]), form).status_code == 302
+    assert client.post(reverse("labeling:manage_settings", args=[project.slug]), form).status_code == 302
     project.refresh_from_db()
     assert project.criteria == [HELPFUL]
 
 
 def test_a_locked_criterion_is_shown_read_only_with_the_reason(client, judged, manager):
     client.force_login(manager)
-    html = client.get(reverse("manage_settings", args=[judged.slug])).content.decode()
+    html = client.get(reverse("labeling:manage_settings", args=[judged.slug])).content.decode()
     helpful, _notes, empty = criterion_rows(html)
     for name in ("key", "type", "per_response"):
         assert "disabled" in field_tag(helpful, name)
@@ -182,7 +182,7 @@ def test_a_locked_criterion_cannot_change_key_or_type_but_its_label_can_change(c
     forged = {**HELPFUL, "key": "renamed", "type": "text", "per_response": False, "label": "Useful", "DELETE": True}
     added = {"key": "safe", "type": "flag", "per_response": False}
     form = settings_form(judged, [forged, NOTES, added])
-    response = client.post(reverse("manage_settings", args=[judged.slug]), form)
+    response = client.post(reverse("labeling:manage_settings", args=[judged.slug]), form)
     assert response.status_code == 302
     judged.refresh_from_db()
     assert judged.criteria == [
@@ -195,7 +195,7 @@ def test_a_locked_criterion_cannot_change_key_or_type_but_its_label_can_change(c
 def test_a_forged_form_that_drops_a_locked_criterion_is_refused_by_the_service(client, judged, manager):
     client.force_login(manager)
     form = {**settings_form(judged, [NOTES]), "criteria-INITIAL_FORMS": "0"}  # rows posing as new ones
-    response = client.post(reverse("manage_settings", args=[judged.slug]), form)
+    response = client.post(reverse("labeling:manage_settings", args=[judged.slug]), form)
     assert response.status_code == 422
     assert "criterion &#x27;helpful&#x27; cannot be removed" in response.content.decode()
     judged.refresh_from_db()
@@ -206,7 +206,10 @@ def test_a_post_without_the_criteria_rows_keeps_the_criteria(client, project, ma
     given(project, [HELPFUL])
     client.force_login(manager)
     form = {name: value for name, value in settings_form(project).items() if not name.startswith("criteria-")}
-    assert client.post(reverse("manage_settings", args=[project.slug]), {**form, "title": "New"}).status_code == 302
+    assert (
+        client.post(reverse("labeling:manage_settings", args=[project.slug]), {**form, "title": "New"}).status_code
+        == 302
+    )
     project.refresh_from_db()
     assert project.title == "New" and project.criteria == [HELPFUL]
 
@@ -214,7 +217,7 @@ def test_a_post_without_the_criteria_rows_keeps_the_criteria(client, project, ma
 @pytest.mark.parametrize(("persona", "status"), [("annotator", 403), ("outsider", 404)])
 def test_only_managers_edit_criteria(client, project, manager, annotator, outsider, persona, status):
     client.force_login({"annotator": annotator, "outsider": outsider}[persona])
-    url = reverse("manage_settings", args=[project.slug])
+    url = reverse("labeling:manage_settings", args=[project.slug])
     assert client.get(url).status_code == status
     assert client.post(url, settings_form(project, [HELPFUL])).status_code == status
     project.refresh_from_db()
@@ -224,7 +227,7 @@ def test_only_managers_edit_criteria(client, project, manager, annotator, outsid
 def test_criteria_posts_need_the_csrf_token(project, manager):
     client = Client(enforce_csrf_checks=True)
     client.force_login(manager)
-    response = client.post(reverse("manage_settings", args=[project.slug]), settings_form(project, [HELPFUL]))
+    response = client.post(reverse("labeling:manage_settings", args=[project.slug]), settings_form(project, [HELPFUL]))
     assert response.status_code == 403
     project.refresh_from_db()
     assert project.criteria == []
@@ -248,11 +251,13 @@ def _new_project_form(rows: list[dict]) -> dict:
 def test_a_new_project_gets_its_criteria_from_the_rows(client, manager):
     manager.user_permissions.add(Permission.objects.get(codename="add_project"))
     client.force_login(manager)
-    html = client.get(reverse("manage_project_new")).content.decode()
+    html = client.get(reverse("labeling:manage_project_new")).content.decode()
     assert len(criterion_rows(html)) == 1 and 'name="criteria-TOTAL_FORMS" value="1"' in html
-    bad = client.post(reverse("manage_project_new"), _new_project_form([HELPFUL, {"key": "2fast", "type": "flag"}]))
+    bad = client.post(
+        reverse("labeling:manage_project_new"), _new_project_form([HELPFUL, {"key": "2fast", "type": "flag"}])
+    )
     assert bad.status_code == 422 and "Key must be lowercase" in criterion_rows(bad.content.decode())[1]
     assert not Project.objects.filter(slug="helpfulness").exists()
-    response = client.post(reverse("manage_project_new"), _new_project_form([HELPFUL, NOTES]))
+    response = client.post(reverse("labeling:manage_project_new"), _new_project_form([HELPFUL, NOTES]))
     assert response.status_code == 302
     assert Project.objects.get(slug="helpfulness").criteria == [HELPFUL, NOTES]

@@ -24,7 +24,7 @@ MAX_DETAIL_QUERIES = MAX_PAGE_QUERIES + 1  # less the count and the tabs; plus t
 
 @pytest.fixture
 def url(project):
-    return reverse("manage_items", args=[project.slug])
+    return reverse("labeling:manage_items", args=[project.slug])
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def _judge(project, user, *, pick_position: int | None = None, tie: bool = False
         left = Response.objects.get(pk=assignment.shown_order[0])
         choice = "A" if left.position == pick_position else "B"
     ranking = ranking_from_choice(assignment=assignment, choice=choice)
-    judgment, _ = judgment_submit(assignment=assignment, annotator=user, ranking=ranking, strength=2)
+    judgment, _ = judgment_submit(assignment_id=assignment.pk, annotator=user, ranking=ranking, strength=2)
     return judgment
 
 
@@ -66,14 +66,18 @@ def test_the_page_and_a_rows_details_by_persona(client, request, project, items,
 
 def test_an_outsider_gets_404_and_changes_nothing(client, project, items, outsider):
     client.force_login(outsider)
-    response = client.post(reverse("manage_item_gold", args=[project.slug]), {"item": items[0].pk, "answer": "B"})
+    response = client.post(
+        reverse("labeling:manage_item_gold", args=[project.slug]), {"item": items[0].pk, "answer": "B"}
+    )
     assert response.status_code == 404
     assert not Item.objects.filter(is_gold=True).exists()
 
 
 def test_an_annotator_gets_403_and_changes_nothing(client, project, items, annotator):
     client.force_login(annotator)
-    response = client.post(reverse("manage_item_gold", args=[project.slug]), {"item": items[0].pk, "answer": "B"})
+    response = client.post(
+        reverse("labeling:manage_item_gold", args=[project.slug]), {"item": items[0].pk, "answer": "B"}
+    )
     assert response.status_code == 403
     assert not Item.objects.filter(is_gold=True).exists()
 
@@ -186,7 +190,7 @@ def test_a_page_costs_the_same_queries_however_large_the_project(
         for _ in range(4):
             assignment = assignment_next(project=project, annotator=user)
             judgment_submit(
-                assignment=assignment, annotator=user, ranking=[[pk] for pk in reversed(assignment.shown_order)]
+                assignment_id=assignment.pk, annotator=user, ranking=[[pk] for pk in reversed(assignment.shown_order)]
             )
     for query in ({}, {"per": "100", "sort": "-votes"}, {"page": "3", "status": "complete"}):
         with django_assert_max_num_queries(MAX_PAGE_QUERIES):
@@ -234,7 +238,7 @@ def test_ranking_judgments_read_as_lettered_rankings(as_manager, project, url, a
     assignment = assignment_next(project=project, annotator=annotator)
     by_position = {response.position: response.pk for response in item.responses.all()}
     ranking = [[by_position[2]], [by_position[0], by_position[1]]]
-    judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking)
+    judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=ranking)
     detail = as_manager.get(url, {"open": item.pk}, headers=HTMX).content.decode()
     assert '<td class="answer">C &gt; A = B</td>' in detail
     assert _row(as_manager.get(url).content.decode(), item.external_id)["majority"] == "C best 1 of 1"
@@ -245,7 +249,7 @@ def test_ranking_judgments_read_as_lettered_rankings(as_manager, project, url, a
 
 def test_the_gold_form_takes_b_and_stores_positions(as_manager, project, url):
     item = ItemFactory(project=project)
-    gold_url = reverse("manage_item_gold", args=[project.slug])
+    gold_url = reverse("labeling:manage_item_gold", args=[project.slug])
     response = as_manager.post(gold_url, {"item": item.pk, "answer": "B"}, headers=HTMX)
     assert response.status_code == 200
     item.refresh_from_db()
@@ -273,7 +277,7 @@ def test_the_gold_form_takes_b_and_stores_positions(as_manager, project, url):
 def test_a_refused_gold_answer_says_why_and_changes_nothing(as_manager, project, form, message):
     item = ItemFactory(project=project)
     response = as_manager.post(
-        reverse("manage_item_gold", args=[project.slug]), {"item": item.pk, **form}, headers=HTMX
+        reverse("labeling:manage_item_gold", args=[project.slug]), {"item": item.pk, **form}, headers=HTMX
     )
     assert response.status_code == 422 and message in response.content.decode()
     item.refresh_from_db()
@@ -282,7 +286,7 @@ def test_a_refused_gold_answer_says_why_and_changes_nothing(as_manager, project,
 
 def test_a_ranking_items_gold_answer_is_a_rank_per_letter(as_manager, project, url):
     item = ItemFactory(project=project, responses=["one", "two", "three"])
-    gold_url = reverse("manage_item_gold", args=[project.slug])
+    gold_url = reverse("labeling:manage_item_gold", args=[project.slug])
     form = {"item": item.pk, "rank_A": "2", "rank_B": "1", "rank_C": "2"}
     response = as_manager.post(gold_url, form, headers=HTMX)
     item.refresh_from_db()

@@ -12,7 +12,7 @@ from tests.views.conftest import judge_all
 
 @pytest.fixture
 def url(project):
-    return reverse("project_overview", args=[project.slug])
+    return reverse("labeling:project_overview", args=[project.slug])
 
 
 def test_anonymous_is_sent_to_log_in(client, url):

@@ -29,17 +29,17 @@ def _everything_is_big(settings):
 
 @pytest.fixture
 def url(project):
-    return reverse("project_overview", args=[project.slug])
+    return reverse("labeling:project_overview", args=[project.slug])
 
 
 @pytest.fixture
 def refresh_url(project):
-    return reverse("project_stats_refresh", args=[project.slug])
+    return reverse("labeling:project_stats_refresh", args=[project.slug])
 
 
 @pytest.fixture
 def status_url(project):
-    return reverse("project_stats_status", args=[project.slug])
+    return reverse("labeling:project_stats_status", args=[project.slug])
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_figures_refreshed_in_the_background_are_the_commands(client, computed, 
     project = computed.project
     _one_more_judgment(project, annotator)
     settings.TASKS = DUMMY
-    client.post(reverse("project_stats_refresh", args=[project.slug]))
+    client.post(reverse("labeling:project_stats_refresh", args=[project.slug]))
 
     refresh_stats.call(project.pk)
 

@@ -25,7 +25,7 @@ def _static_bytes(html: str, pattern: str) -> dict[str, int]:
 
 def test_the_annotate_page_stays_within_its_script_and_style_budgets(client, annotator, project, items):
     client.force_login(annotator)
-    html = client.get(reverse("annotate", args=[project.slug])).content.decode()
+    html = client.get(reverse("labeling:annotate", args=[project.slug])).content.decode()
 
     scripts = _static_bytes(html, r'<script[^>]+src="([^"]+)"')
     styles = _static_bytes(html, r'<link rel="stylesheet" href="([^"]+)"')

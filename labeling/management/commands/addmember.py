@@ -1,6 +1,7 @@
 from labeling.management.commands._base import ServiceCommand
 from labeling.models import Membership
-from labeling.services.projects import membership_add, project_get
+from labeling.services.members import membership_add
+from labeling.services.projects import project_get
 
 
 class Command(ServiceCommand):
@@ -11,7 +12,10 @@ class Command(ServiceCommand):
         parser.add_argument("username")
         parser.add_argument("--role", choices=Membership.Role.values, default=Membership.Role.ANNOTATOR)
         parser.add_argument("--create", action="store_true", help="Create the user if it does not exist.")
-        parser.add_argument("--password", help="Set the user's password.")
+        parser.add_argument(
+            "--password",
+            help="The new user's password (with --create); an existing account is never changed (use changepassword).",
+        )
 
     def run(self, *args, **options):
         project = project_get(slug=options["project"])

@@ -1,5 +1,5 @@
 from labeling.management.commands._base import ServiceCommand
-from labeling.services.projects import token_create
+from labeling.services.tokens import token_create
 
 
 class Command(ServiceCommand):

@@ -6,7 +6,8 @@ from django.contrib.auth.models import Permission
 from labeling.management.commands._base import ServiceCommand
 from labeling.models import Membership, Project
 from labeling.services.importing import items_import
-from labeling.services.projects import membership_add, project_create
+from labeling.services.members import membership_add
+from labeling.services.projects import project_create
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 SLUG = "demo"

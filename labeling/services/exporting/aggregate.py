@@ -154,7 +154,7 @@ def one_vote_margins(strengths: pa.ChunkedArray) -> np.ndarray:
 
 
 def _every_vote(votes: PairVotes) -> list[Preference]:
-    result = []
+    result: list[Preference] = []
     for winner, wins, strengths, gaps in (
         (votes.low, votes.wins_low, votes.strengths_low, votes.gaps_low),
         (votes.high, votes.wins_high, votes.strengths_high, votes.gaps_high),

@@ -16,8 +16,8 @@ from django.utils import timezone
 from markdown_it import MarkdownIt
 
 from labeling.models import Item, Job, Project
-from labeling.services.exporting import styles
 from labeling.services.exporting.describe import column_lines
+from labeling.services.exporting.styles import data_dir
 from labeling.services.metrics import project_stats
 
 TAGS = ("dpo", "rlhf", "human-feedback", "preference")
@@ -38,7 +38,7 @@ UNKNOWN_MODEL = "null (unknown)"
 def _yaml_header(project: Project, report, features: Features) -> str:
     """The card's metadata, dumped by a YAML library so no project text can break out of it."""
     options = report.options
-    header = {"license": project.license} if project.license else {}  # no license nobody chose
+    header: dict[str, object] = {"license": project.license} if project.license else {}  # no license nobody chose
     header |= {
         "pretty_name": project.title,
         "tags": list(TAGS),
@@ -46,7 +46,7 @@ def _yaml_header(project: Project, report, features: Features) -> str:
         "size_categories": [_size_category(sum(report.rows.values()))],
     }
     if options.fmt == "parquet":
-        folder = styles.data_dir(options.config)
+        folder = data_dir(options.config)
         header["configs"] = [
             {
                 "config_name": options.config,
@@ -208,7 +208,7 @@ def _loading(options, splits: list[str]) -> str:
             "from datasets import load_dataset",
             "",
             f'ds = load_dataset("{folder}")  # or the Hub repository id, once uploaded',
-            f'ds = load_dataset("parquet", data_dir="{folder}/{styles.data_dir(options.config)}")  # the same',
+            f'ds = load_dataset("parquet", data_dir="{folder}/{data_dir(options.config)}")  # the same',
         ]
     elif options.fmt == "jsonl":
         files = ", ".join(f'"{split}": "{folder}/{split}.jsonl"' for split in splits)
@@ -272,6 +272,7 @@ def closed_code_blocks(markdown: str) -> str:
     if not fences:
         return markdown
     last = fences[-1]
+    assert last.map is not None  # only fences with a map were kept
     start, end = last.map
     closing = lines[end - 1].strip() if end - 1 > start else ""
     if closing and set(closing) == {last.markup[0]} and len(closing) >= len(last.markup):

@@ -6,10 +6,12 @@ Building columns and handing them to Arrow whole replaces datasets' per-row
 the roles, contents and offsets Arrow stores them as, so no dict is made per message.
 """
 
+from typing import cast
+
 import numpy as np
 import pyarrow as pa
 
-from labeling.services.exporting import styles
+from labeling.services.exporting.styles import standard_completion, standard_prompt
 
 MESSAGE_COLUMNS = ("prompt", "chosen", "rejected", "completion")
 _ASSISTANT = "assistant"
@@ -50,7 +52,7 @@ class Columns:
 
     @property
     def rows(self) -> int:
-        return len(self.data["item_id"])  # every config has one item_id per row
+        return len(cast(list, self.data["item_id"]))  # every config has one item_id per row (a list)
 
     def __getitem__(self, name: str):
         return self.data[name]
@@ -73,7 +75,7 @@ class Text:
         """What `add_prompt` appends for every row of an item: computed once per item."""
         if self.conversational:
             return [message["role"] for message in messages], [message["content"] for message in messages]
-        return styles.standard_prompt(messages)
+        return standard_prompt(messages)
 
     def add_prompt(self, column, prepared) -> None:
         if self.conversational:
@@ -85,7 +87,7 @@ class Text:
         if self.conversational:
             column.append_assistant(content)
         else:
-            column.append(styles.standard_completion(content))
+            column.append(standard_completion(content))
 
 
 def assistant_messages(contents: pa.Array, arrow_type: pa.DataType) -> pa.ListArray:

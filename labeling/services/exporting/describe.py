@@ -4,9 +4,11 @@ A reader of the Hub page learns from `- `prompt` (list of {role, content} messag
 conversation so far` what `List({'role': Value('string'), ...})` would only tell a programmer.
 """
 
+from typing import Any
+
 from datasets import Features, List, Value
 
-from labeling.services.exporting import styles
+from labeling.services.exporting.styles import COLUMN_NOTES
 
 _MESSAGES = "list of {role, content} messages"
 _SCALARS = {"string": "string", "bool": "boolean", "float32": "float", "float64": "float"}
@@ -24,7 +26,8 @@ _NULL_WHEN = {
 _STANDARD_TEXT = "starting with a space (TRL joins `prompt + {0}` as is)"
 
 # (config, conversational) -> meaning; a key of one name serves every config and style.
-_MEANINGS = {
+# (Keys typed Any: a dict of str keys, COLUMN_NOTES, cannot be unpacked into str | tuple keys.)
+_MEANINGS: dict[Any, str] = {
     ("prompt", True): "the conversation so far, ending with the user's turn",
     ("prompt", False): (
         "the conversation so far as text: `\\n\\nHuman: …` and `\\n\\nAssistant: …` turns "
@@ -59,7 +62,7 @@ _MEANINGS = {
     "late": "true when the judgment arrived after its lease had expired (it still counts)",
     "created_at": "when the judgment was first submitted (ISO 8601, UTC)",
     "updated_at": "when it was last revised (ISO 8601, UTC)",
-    **styles.COLUMN_NOTES,
+    **COLUMN_NOTES,
 }
 
 

@@ -17,7 +17,8 @@ from labeling.models import Item, Project, Response
 from labeling.services.errors import InvalidInput
 from labeling.services.importing.writer import BatchWriter
 from labeling.services.memory import older_objects_frozen
-from labeling.services.parsing.batches import ImportReport, ItemBatch, Parsed, parsed_batches
+from labeling.services.parsing.batches import ImportReport, ItemBatch, Parsed
+from labeling.services.parsing.process import parsed_batches
 
 __all__ = ["ImportRejected", "ImportReport", "items_import"]
 

@@ -25,7 +25,9 @@ ORDINAL_DOMAIN = np.arange(-3, 4)
 ALPHA_CHUNK_UNITS = 16_384
 
 
-def krippendorff_alpha(units: np.ndarray, values: np.ndarray, *, domain: np.ndarray, level: str) -> float | None:
+def krippendorff_alpha(
+    units: np.ndarray, values: np.ndarray, *, domain: np.ndarray, level: krippendorff.LevelOfMeasurement
+) -> float | None:
     """Krippendorff's alpha of the `values` given to `units` (one entry per coder per unit),
     computed by the `krippendorff` package from the units' value counts. None when it is
     undefined: no unit with two values, or no variation at all."""
@@ -42,7 +44,7 @@ def _value_counts(unit_index: np.ndarray, values: np.ndarray, domain: np.ndarray
     return np.bincount(cells, minlength=(unit_index.max() + 1) * width).reshape(-1, width)
 
 
-def alpha_of_counts(counts: np.ndarray, *, domain: np.ndarray, level: str) -> float | None:
+def alpha_of_counts(counts: np.ndarray, *, domain: np.ndarray, level: krippendorff.LevelOfMeasurement) -> float | None:
     counts = counts[counts.sum(axis=1) >= 2]
     if not len(counts) or np.count_nonzero(counts.sum(axis=0)) < 2:
         return None
@@ -50,7 +52,7 @@ def alpha_of_counts(counts: np.ndarray, *, domain: np.ndarray, level: str) -> fl
     return None if np.isnan(result) else result
 
 
-def _package_alpha(counts: np.ndarray, *, domain: np.ndarray, level: str) -> float:
+def _package_alpha(counts: np.ndarray, *, domain: np.ndarray, level: krippendorff.LevelOfMeasurement) -> float:
     """`krippendorff.alpha(value_counts=counts, ...)`; above ALPHA_CHUNK_UNITS units, the
     same steps with the package's own functions, its coincidence matrix summed chunk by chunk.
 
@@ -59,19 +61,23 @@ def _package_alpha(counts: np.ndarray, *, domain: np.ndarray, level: str) -> flo
     recompute used to hold. The matrix is a sum over units, so chunks give the same one, and
     the same alpha to the last bit or two of that sum (tests compare the two).
     """
-    # Floats, not integers: the package's coincidence step is five times faster on them.
+    # Floats, not integers: the package's coincidence step is five times faster on them. Its private
+    # helpers' hints ask for integer counts and a np.dtype (not the np.float64 their own default is).
     if len(counts) <= ALPHA_CHUNK_UNITS:
         floats = counts.astype(np.float64)
         return krippendorff.alpha(value_counts=floats, value_domain=domain, level_of_measurement=level)
     coincidences = np.zeros((len(domain), len(domain)))
     for start in range(0, len(counts), ALPHA_CHUNK_UNITS):
         chunk = counts[start : start + ALPHA_CHUNK_UNITS].astype(np.float64)
-        coincidences += _krippendorff._coincidences(chunk, dtype=np.float64)
+        coincidences += _krippendorff._coincidences(chunk, dtype=np.float64)  # type: ignore[arg-type]  # see above
     # The rest as krippendorff.alpha does it: expected coincidences and distances from the value totals.
     totals = coincidences.sum(axis=0)
-    expected = _krippendorff._random_coincidences(totals, dtype=np.float64)
-    distances = _krippendorff._distances(
-        np.asarray(domain), _krippendorff._distance_metric(level), totals, dtype=np.float64
+    expected = _krippendorff._random_coincidences(totals, dtype=np.float64)  # type: ignore[arg-type]  # see above
+    distances: np.ndarray = _krippendorff._distances(
+        np.asarray(domain),
+        _krippendorff._distance_metric(level),
+        totals,
+        dtype=np.float64,  # type: ignore[arg-type]  # see above
     )
     return 1 - (coincidences * distances).sum() / (expected * distances).sum()
 
@@ -172,7 +178,7 @@ def vote_splits(units: Units) -> list[dict]:
     base = int(ordered.max()) + 1
     codes = (ordered[:, 0] * base + ordered[:, 1]) * base + ordered[:, 2]
     patterns, frequency = np.unique(codes, return_counts=True)
-    tally = Counter()
+    tally: Counter[str] = Counter()
     for code, times in zip(patterns.tolist(), frequency.tolist(), strict=True):
         pattern = (code // (base * base), code // base % base, code % base)
         shown = [str(count) for count in pattern if count]

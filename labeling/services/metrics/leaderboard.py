@@ -96,7 +96,7 @@ def bootstrap_intervals(
     cells = np.stack([wins[first, second], wins[second, first], ties[first, second]], axis=1).ravel()
     total = cells.sum()
     if size < 2 or total <= 0:
-        return np.full(size, np.nan), np.full(size, np.nan), 0
+        return np.full(size, np.nan), np.full(size, np.nan)
     rng = np.random.default_rng(seed)
     samples = []
     for _ in range(resamples):

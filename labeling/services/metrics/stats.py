@@ -5,18 +5,20 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeGuard, cast
 
 from django.core.cache import cache
 from django.db.models import Count, Max
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from labeling.db.chunks import reading_memory
 from labeling.models import Judgment, Project, StatsSnapshot
 from labeling.services.errors import InvalidInput
 from labeling.services.metrics.agreement import agreement_summary, units_build
 from labeling.services.metrics.annotators import annotator_rows
 from labeling.services.metrics.leaderboard import TIES, leaderboard
-from labeling.services.metrics.loading import answers_load, judgments_load, reading_memory, responses_load
+from labeling.services.metrics.loading import answers_load, judgments_load, responses_load
 from labeling.services.progress import items_progress
 
 # Bump when the document's content changes, so documents of older code are not served.
@@ -38,7 +40,7 @@ class Counts:
     judgments: int
     changed: datetime | None
 
-    def matches(self, snapshot: StatsSnapshot | None, *, now: datetime | None = None) -> bool:
+    def matches(self, snapshot: StatsSnapshot | None, *, now: datetime | None = None) -> TypeGuard[StatsSnapshot]:
         """Whether `snapshot` was computed from exactly these judgments, by this code, recently enough."""
         now = now or timezone.now()
         return (
@@ -50,7 +52,7 @@ class Counts:
         )
 
 
-def usable(snapshot: StatsSnapshot | None) -> bool:
+def usable(snapshot: StatsSnapshot | None) -> TypeGuard[StatsSnapshot]:
     """Whether `snapshot` holds a document this code can show (current or not)."""
     return snapshot is not None and snapshot.document is not None and snapshot.version == STATS_VERSION
 
@@ -93,7 +95,8 @@ def project_stats(*, project: Project, ties: str = "half", use_cache: bool = Tru
         return stats_document(counts, analyse(project=project, ties=ties, counts=counts))
     if ties == STORED_TIES:
         snapshot = StatsSnapshot.objects.filter(project=project).first()
-        return stats_document(counts, snapshot_current(project=project, counts=counts, snapshot=snapshot).document)
+        current = snapshot_current(project=project, counts=counts, snapshot=snapshot)
+        return stats_document(counts, cast(dict, current.document))  # a current snapshot holds its document
     key = ":".join(
         str(part)
         for part in (

@@ -1,35 +1,26 @@
-"""Read and check an import's rows, in a process of its own when the file is large.
+"""Read and check an import's rows into batches of items as the database stores them.
 
 Reading a row (JSON or Arrow into a dict), checking it against its shape's rules and
 encoding its values as the database stores them (JSON text) is about half of an
-import's CPU time. Done in the interpreter that also hands the batches to the database,
-both take turns at one GIL and the machine's second core sits mostly idle. For a large
-file a second process does this part and sends each batch of checked items over a pipe,
-while the importing process writes the batch before it.
-
-Either way the same generator, `parse_batches`, produces the batches: in a child process
-(`parsed_batches` decides) or in the caller's own thread for small files, where starting
-a process would cost more than it saves.
+import's CPU time. `parse_batches` does it, in a process of its own for a large file or
+in the importing thread for a small one (`process.parsed_batches` decides); either way
+each batch is laid out as the data layer's `import_rows` says, for the statements that
+write it.
 """
 
 import json
-import logging
-import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from json.encoder import encode_basestring_ascii as _json_string
+from operator import itemgetter
 from pathlib import Path
 
-from django.conf import settings
-
+from labeling.db.import_rows import ITEM, RESPONSE
 from labeling.services.parsing.readers import BATCH_ROWS, RowError, read_rows
-from labeling.services.parsing.shapes import NormalizedItem, RowInvalid, detect_shape, fields, normalize
+from labeling.services.parsing.shapes import NormalizedItem, NormalizedResponse, RowInvalid, detect_shape, normalize
 
-__all__ = ["ImportReport", "ItemBatch", "Parsed", "parse_batches", "parsed_batches"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["ImportReport", "ItemBatch", "Parsed", "parse_batches"]
 
 MAX_LISTED_ERRORS = 100
 
@@ -51,59 +42,67 @@ class ImportReport:
             self.rejected.append((number, reason))
 
 
-ITEM_VALUES = 6  # per item: its index in the batch, external_id, prompt, metadata, reference, gold_answer
-RESPONSE_VALUES = 5  # per response: its item's index in the batch, position, model, content, metadata
+_ITEM_WIDTH = ITEM.width
+_EXTERNAL_ID = ITEM.offset("external_id")
+_item_carried = itemgetter(*ITEM.carried)  # an item's stored values by column, in the layout's order
+_response_carried = itemgetter(*RESPONSE.carried)
 
 
 @dataclass
 class ItemBatch:
-    """Checked items as their database columns hold them (JSON as `json.dumps` text, as Django
-    stores it), in two flat lists of values, ITEM_VALUES per item and RESPONSE_VALUES per
-    response. Flat, because that is what a multi-row INSERT binds, and because a list of
-    strings crosses between processes at a fraction of the cost of a tuple per row; the
-    database gives the ids, so a response names its item by the item's index in the batch."""
+    """Checked items and their responses, in two flat lists laid out as `import_rows.ITEM` and
+    `RESPONSE` say: each row is its item's index in the batch, then its values as the
+    database stores them (`_stored_item`, `_stored_response`, by column name)."""
 
     items: list = field(default_factory=list)
     responses: list = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.items) // ITEM_VALUES
+        return len(self.items) // _ITEM_WIDTH
 
     def add(self, item: NormalizedItem) -> None:
         index = len(self)
-        self.items += (
-            index,
-            item.external_id,
-            _prompt_json(item.prompt),
-            _json_object(item.metadata),
-            None if item.reference is None else json.dumps(item.reference),
-            None if item.gold_answer is None else json.dumps(item.gold_answer),
-        )
+        self.items.append(index)
+        self.items += _item_carried(_stored_item(item))
         for position, response in enumerate(item.responses):
-            self.responses += (index, position, response.model, response.content, _json_object(response.metadata))
+            self.responses.append(index)
+            self.responses += _response_carried(_stored_response(position, response))
 
     def external_ids(self) -> list[str]:
-        return self.items[1::ITEM_VALUES]
-
-    def item_rows(self) -> Iterator[tuple]:
-        """(index, external_id, prompt, metadata, reference, gold_answer) per item."""
-        return zip(*[iter(self.items)] * ITEM_VALUES, strict=True)
-
-    def response_rows(self) -> Iterator[tuple]:
-        """(item index, position, model, content, metadata) per response."""
-        return zip(*[iter(self.responses)] * RESPONSE_VALUES, strict=True)
+        return self.items[_EXTERNAL_ID::_ITEM_WIDTH]
 
     def without(self, external_ids: set[str]) -> "ItemBatch":
         """The batch less the items with these external ids (and their responses), renumbered."""
         kept, renumbered = ItemBatch(), {}
-        for index, external_id, *values in self.item_rows():
-            if external_id not in external_ids:
+        for index, *values in ITEM.rows(self.items):
+            if values[_EXTERNAL_ID - 1] not in external_ids:
                 renumbered[index] = len(kept)
-                kept.items += (len(kept), external_id, *values)
-        for index, *values in self.response_rows():
+                kept.items += (len(kept), *values)
+        for index, *values in RESPONSE.rows(self.responses):
             if index in renumbered:
                 kept.responses += (renumbered[index], *values)
         return kept
+
+
+def _stored_item(item: NormalizedItem) -> dict[str, object]:
+    """The item's columns as the database stores them (JSON as `json.dumps` text, as Django does)."""
+    return {
+        "external_id": item.external_id,
+        "prompt": _prompt_json(item.prompt),
+        "metadata": _json_object(item.metadata),
+        "reference": None if item.reference is None else json.dumps(item.reference),
+        "is_gold": item.gold_answer is not None,
+        "gold_answer": None if item.gold_answer is None else json.dumps(item.gold_answer),
+    }
+
+
+def _stored_response(position: int, response: NormalizedResponse) -> dict[str, object]:
+    return {
+        "position": position,
+        "model": response.model,
+        "content": response.content,
+        "metadata": _json_object(response.metadata),
+    }
 
 
 @dataclass
@@ -142,65 +141,6 @@ def parse_batches(path: Path | str, fmt: str = "auto", *, skip_invalid: bool = F
 
 def _snapshot(report: ImportReport) -> ImportReport:
     return replace(report, rejected=list(report.rejected))
-
-
-@contextmanager
-def parsed_batches(path: Path | str, fmt: str = "auto", *, skip_invalid: bool = False) -> Iterator[Iterator[Parsed]]:
-    """`parse_batches(...)`, run in a child process when the file is large.
-
-    The child sends each batch as soon as it is checked and blocks while the pipe is
-    full, so at most a batch or two wait in memory. An error reading the file is raised
-    here as the child raised it; leaving the block early (the import failed) stops the
-    child.
-    """
-    path = Path(path)
-    least = settings.LABELING_IMPORT_PROCESS_MIN_BYTES  # smaller files: a process would cost more than it saves
-    if least < 0 or _size(path) < least:
-        yield parse_batches(path, fmt, skip_invalid=skip_invalid)
-        return
-    from labeling.services.parsing import process as parse_process  # here: that module imports this one
-
-    try:
-        receiver, process = parse_process.start(str(path), fmt, skip_invalid, fields.max_text_chars())
-    except OSError as error:  # no processes left, say: parsing in this thread is slower, not wrong
-        logger.warning("Parsing %s in the importing process: no child process (%s).", path.name, error)
-        yield parse_batches(path, fmt, skip_invalid=skip_invalid)
-        return
-    try:
-        yield _received(receiver, process)
-    finally:
-        receiver.close()
-        if process.is_alive():
-            process.terminate()
-        process.join()
-
-
-def _received(receiver, process) -> Iterator[Parsed]:
-    while True:
-        try:
-            message = receiver.recv()
-        except (EOFError, OSError):
-            # EOFError: the pipe closed between messages; OSError ("got end of file during
-            # message"): the child died while sending one. Either way it is gone.
-            process.join()
-            raise RuntimeError(
-                f"The import's parsing process stopped unexpectedly (exit code {process.exitcode}); "
-                "nothing was imported."
-            ) from None
-        if message is None:  # the child's last word: everything was sent
-            return
-        if isinstance(message, BaseException):
-            raise message
-        yield message
-
-
-def _size(path: Path) -> int:
-    try:
-        if path.is_dir():
-            return sum(entry.stat().st_size for entry in path.rglob("*") if entry.is_file())
-        return os.path.getsize(path)
-    except OSError:
-        return 0  # missing: read_rows says so, in this thread
 
 
 @lru_cache(maxsize=256)

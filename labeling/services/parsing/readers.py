@@ -64,7 +64,8 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict | RowError]]:
             yield number, row if isinstance(row, dict) else RowError("is not a JSON object")
 
 
-_scan_json = json.JSONDecoder().scan_once  # the C scanner `json.loads` runs, with the same (default) options
+# The C scanner `json.loads` runs, with the same (default) options.
+_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set by JSONDecoder.__init__; typeshed omits it
 
 
 def _json_line(line: str):
@@ -114,7 +115,7 @@ def _read_csv(path: Path) -> Iterator[tuple[int, dict | RowError]]:
 
 
 # CSV cells of these columns may hold JSON: lists of responses or messages, metadata objects.
-_JSON_COLUMNS = {
+_JSON_COLUMNS: dict[str, type[list | dict] | tuple[type[list | dict], ...]] = {
     "prompt": (list, dict),
     "responses": list,
     "chosen": list,

@@ -24,7 +24,7 @@ from labeling.services.items import (
     item_withdraw,
     items_page,
 )
-from labeling.views.manage.common import UNPROCESSABLE, HtmxHttpRequest, next_url
+from labeling.views.common import UNPROCESSABLE, AuthenticatedHttpRequest, HtmxHttpRequest, next_url
 
 PAGE = "labeling/manage/items.html"
 ROW_PARTIAL = "labeling/manage/items.html#item-row"
@@ -71,11 +71,11 @@ def _open_id(value: str) -> int | None:
 
 @login_required
 @require_GET
-def items(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+def items(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     project = project_for_manager(request.user, slug)
     choices = _choices(request.GET)
     open_id = _open_id(request.GET.get("open", ""))
-    list_url = reverse("manage_items", args=[project.slug])
+    list_url = reverse("labeling:manage_items", args=[project.slug])
     keep = _query(choices, page=request.GET.get("page", ""))
     back = f"{list_url}?{keep}" if keep else list_url
     if request.htmx and open_id is not None:  # one row's details, opened on the page
@@ -119,24 +119,24 @@ def _changed(
             "row": item_rows(items=[item], open_ids={item.pk})[0],
             "error": error,
             "done": done,
-            "next": next_url(request, "manage_items", project.slug),
+            "next": next_url(request, "labeling:manage_items", project.slug),
         }
         return render(request, ROW_PARTIAL, context, status=UNPROCESSABLE if error else 200)
     if error:
         messages.error(request, f"{item.external_id}: {error}")
     elif done:
         messages.success(request, f"{item.external_id}: {done}")
-    return redirect(next_url(request, "manage_items", project.slug))
+    return redirect(next_url(request, "labeling:manage_items", project.slug))
 
 
-def _item(request: HtmxHttpRequest, slug: str) -> tuple[Project, Item]:
+def _item(request: AuthenticatedHttpRequest, slug: str) -> tuple[Project, Item]:
     project = project_for_manager(request.user, slug)
     return project, item_in_project(project, request.POST.get("item", ""))
 
 
 @login_required
 @require_POST
-def item_gold(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+def item_gold(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     """Mark the item gold with its answer (A, B or tie; or a rank per lettered response), or unmark it."""
     project, item = _item(request, slug)
     try:
@@ -159,7 +159,7 @@ def item_gold(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def item_priority(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+def item_priority(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     project, item = _item(request, slug)
     try:
         item = item_priority_set(item=item, priority=request.POST.get("priority", ""))
@@ -170,7 +170,7 @@ def item_priority(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def item_withdraw_view(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+def item_withdraw_view(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     project, item = _item(request, slug)
     item = item_withdraw(item=item)
     return _changed(request, project, item, done="withdrawn; its judgments are kept.")
@@ -178,7 +178,7 @@ def item_withdraw_view(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def item_restore_view(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+def item_restore_view(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     project, item = _item(request, slug)
     item = item_restore(item=item)
     return _changed(request, project, item, done="restored; it is handed out again.")

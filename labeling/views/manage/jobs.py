@@ -10,18 +10,18 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from labeling.access import job_in_project, project_for_manager
+from labeling.forms import ExportForm, ImportForm
 from labeling.models import Job, Project
 from labeling.services.errors import DomainError, NotFound
 from labeling.services.exporting import ExportOptions
-from labeling.services.jobs import job_download_name, job_download_path, job_export_start, job_status
-from labeling.services.manage import import_preview, jobs_recent, staged_discard, staged_import_start
-from labeling.views.manage.common import UNPROCESSABLE, HtmxHttpRequest
-from labeling.views.manage.forms import ExportForm, ImportForm
+from labeling.services.jobs import job_download_name, job_download_path, job_export_start, job_status, jobs_recent
+from labeling.services.uploads import import_preview, staged_discard, staged_import_start
+from labeling.views.common import UNPROCESSABLE, AuthenticatedHttpRequest, HtmxHttpRequest
 
 JOB_PARTIAL = "labeling/manage/job.html#job"
 
 
-RECENT = {Job.Kind.IMPORT: 20, Job.Kind.EXPORT: 50}  # jobs listed under the Import and Export pages
+RECENT: dict[str, int] = {Job.Kind.IMPORT: 20, Job.Kind.EXPORT: 50}  # jobs listed under the Import and Export pages
 
 
 def _job_context(project: Project, job: Job, *, swap_recent: bool = False) -> dict:
@@ -50,7 +50,7 @@ def _started(request: HtmxHttpRequest, project: Project, job: Job) -> HttpRespon
     if request.htmx:
         job.refresh_from_db()
         return render(request, JOB_PARTIAL, _job_context(project, job, swap_recent=True))
-    return redirect("manage_job", slug=project.slug, job_id=job.pk)
+    return redirect("labeling:manage_job", slug=project.slug, job_id=job.pk)
 
 
 # -- import ---------------------------------------------------------------------
@@ -58,7 +58,7 @@ def _started(request: HtmxHttpRequest, project: Project, job: Job) -> HttpRespon
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def import_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+def import_page(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     """Upload a file and see what importing it would do (shape, first items, bad rows); nothing is written."""
     project = project_for_manager(request.user, slug)
     form = ImportForm(request.POST or None, request.FILES or None)
@@ -69,7 +69,7 @@ def import_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
                 project=project, user=request.user, upload=form.cleaned_data["file"], fmt=form.cleaned_data["format"]
             )
         except DomainError as error:
-            form.add_error("file", error.message)
+            form.add_service_error(error)
     if form.errors:
         status = UNPROCESSABLE
     context = {
@@ -84,7 +84,7 @@ def import_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def import_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+def import_start(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     """Import the previewed file as a background job."""
     project = project_for_manager(request.user, slug)
     try:
@@ -98,17 +98,17 @@ def import_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     except DomainError as error:
         messages.error(request, error.message)
         if request.htmx:
-            return HttpResponseClientRedirect(reverse("manage_import", args=[project.slug]))
-        return redirect("manage_import", slug=project.slug)
+            return HttpResponseClientRedirect(reverse("labeling:manage_import", args=[project.slug]))
+        return redirect("labeling:manage_import", slug=project.slug)
     return _started(request, project, job)
 
 
 @login_required
 @require_POST
-def import_discard(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+def import_discard(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     project = project_for_manager(request.user, slug)
     staged_discard(project=project, user=request.user, upload_id=request.POST.get("upload", ""))
-    return redirect("manage_import", slug=project.slug)
+    return redirect("labeling:manage_import", slug=project.slug)
 
 
 # -- export ---------------------------------------------------------------------
@@ -116,7 +116,7 @@ def import_discard(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def export_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+def export_page(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     """Choose the export's settings and start it; past exports with their counts, settings and checksums."""
     project = project_for_manager(request.user, slug)
     form = ExportForm(request.POST or None)
@@ -124,7 +124,7 @@ def export_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         try:
             job = job_export_start(project=project, user=request.user, options=ExportOptions(**form.options()))
         except DomainError as error:
-            form.add_error(None, error.message)
+            form.add_service_error(error)
         else:
             return _started(request, project, job)
     context = {
@@ -147,7 +147,7 @@ def export_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 @never_cache
-def job_page(request: HtmxHttpRequest, slug: str, job_id: str) -> HttpResponse:
+def job_page(request: AuthenticatedHttpRequest, slug: str, job_id: str) -> HttpResponse:
     """A job's state and progress; htmx polls the `#job` partial every second until it ends."""
     project = project_for_manager(request.user, slug)
     context = _job_context(project, job_in_project(project, job_id), swap_recent=bool(request.htmx))
@@ -156,7 +156,7 @@ def job_page(request: HtmxHttpRequest, slug: str, job_id: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def job_download(request: HtmxHttpRequest, slug: str, job_id: str) -> HttpResponse:
+def job_download(request: AuthenticatedHttpRequest, slug: str, job_id: str) -> HttpResponse | FileResponse:
     """The finished export: a zip of the Hub layout (Parquet files and a README.md dataset card)."""
     project = project_for_manager(request.user, slug)
     job = job_in_project(project, job_id)
@@ -166,6 +166,6 @@ def job_download(request: HtmxHttpRequest, slug: str, job_id: str) -> HttpRespon
         path = job_download_path(job=job)
     except NotFound as error:
         messages.error(request, error.message)
-        return redirect("manage_job", slug=project.slug, job_id=job.pk)
+        return redirect("labeling:manage_job", slug=project.slug, job_id=job.pk)
     name = job_download_name(job=job)
     return FileResponse(path.open("rb"), as_attachment=True, filename=name, content_type="application/zip")

@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from labeling.access import project_for_manager
+from labeling.forms import NewProjectForm, ProjectForm
 from labeling.services.errors import DomainError
 from labeling.services.projects import (
     project_archive,
@@ -16,8 +17,7 @@ from labeling.services.projects import (
     project_reopen,
     project_update,
 )
-from labeling.views.manage.common import UNPROCESSABLE, HtmxHttpRequest
-from labeling.views.manage.forms import NewProjectForm, ProjectForm
+from labeling.views.common import UNPROCESSABLE, AuthenticatedHttpRequest, HtmxHttpRequest
 
 PREVIEW_PARTIAL = "labeling/manage/project_form.html#preview"
 
@@ -32,7 +32,7 @@ def _preview(request: HtmxHttpRequest, template: str, context: dict) -> HttpResp
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def project_new(request: HtmxHttpRequest) -> HttpResponse:
+def project_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     """A new project, with its creator as manager. Needs the add-project permission (as over the API)."""
     if not request.user.has_perm("labeling.add_project"):
         raise PermissionDenied("You may not create projects; ask an administrator for the permission.")
@@ -47,13 +47,13 @@ def project_new(request: HtmxHttpRequest) -> HttpResponse:
             form.add_service_error(error)
         else:
             messages.success(request, f"Project “{project.title}” created. Next: import items and add annotators.")
-            return redirect("manage_import", slug=project.slug)
+            return redirect("labeling:manage_import", slug=project.slug)
     return render(request, "labeling/manage/new.html", context, status=UNPROCESSABLE if form.errors else 200)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def project_settings(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+def project_settings(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     project = project_for_manager(request.user, slug)
     locks = project_locks(project=project)
     form = ProjectForm(request.POST or None, project=project, locks=locks)
@@ -67,21 +67,21 @@ def project_settings(request: HtmxHttpRequest, slug: str) -> HttpResponse:
             form.add_service_error(error)
         else:
             messages.success(request, "Settings saved.")
-            return redirect("manage_settings", slug=project.slug)
+            return redirect("labeling:manage_settings", slug=project.slug)
     return render(request, "labeling/manage/settings.html", context, status=UNPROCESSABLE if form.errors else 200)
 
 
 @login_required
 @require_POST
-def archive(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+def archive(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     project = project_archive(project=project_for_manager(request.user, slug))
     messages.success(request, "Archived: no more work is handed out. Items, judgments and exports stay.")
-    return redirect("manage_settings", slug=project.slug)
+    return redirect("labeling:manage_settings", slug=project.slug)
 
 
 @login_required
 @require_POST
-def reopen(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+def reopen(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     project = project_reopen(project=project_for_manager(request.user, slug))
     messages.success(request, "Reopened: annotators are given work again.")
-    return redirect("manage_settings", slug=project.slug)
+    return redirect("labeling:manage_settings", slug=project.slug)

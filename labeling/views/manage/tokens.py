@@ -7,23 +7,23 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from labeling.forms import TokenForm
 from labeling.services.errors import DomainError, NotFound
-from labeling.services.projects import token_create, token_revoke, tokens_for_user
-from labeling.views.manage.common import UNPROCESSABLE, HtmxHttpRequest
-from labeling.views.manage.forms import TokenForm
+from labeling.services.tokens import token_create, token_revoke, tokens_for_user
+from labeling.views.common import UNPROCESSABLE, AuthenticatedHttpRequest
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 @never_cache  # the new token is in this page, once: no copy may be kept by a cache
-def tokens(request: HtmxHttpRequest) -> HttpResponse:
+def tokens(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = TokenForm(request.POST or None)
     created = None
     if request.method == "POST" and form.is_valid():
         try:
             row, token = token_create(username=request.user.get_username(), name=form.cleaned_data["name"])
         except DomainError as error:
-            form.add_error(None, error.message)
+            form.add_service_error(error)
         else:
             created = {"row": row, "token": token}
             form = TokenForm()
@@ -33,10 +33,10 @@ def tokens(request: HtmxHttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def revoke(request: HtmxHttpRequest) -> HttpResponse:
+def revoke(request: AuthenticatedHttpRequest) -> HttpResponse:
     try:
         row = token_revoke(user=request.user, token_id=request.POST.get("token", ""))
     except NotFound as error:  # another user's token is indistinguishable from none
         raise Http404(error.message) from None
     messages.success(request, f"Token {row.prefix}… ({row.name or 'unnamed'}) is revoked.")
-    return redirect("manage_tokens")
+    return redirect("labeling:manage_tokens")

@@ -16,7 +16,7 @@ def test_the_card_header_carries_configs_features_and_license(project, annotator
     project.save()
     while (assignment := assignment_next(project=project, annotator=annotator)) is not None:
         ranking = ranking_from_choice(assignment=assignment, choice="A")
-        judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking)
+        judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=ranking)
     out = tmp_path / "hub"
     preferences_export(project=project, out_dir=out, options=ExportOptions(fmt="parquet", margin=True))
     header, text = _card_header(out / "README.md")

@@ -51,7 +51,9 @@ def judge(project, annotator, item, prefer, strength=None):
         wanted = item.responses.get(position=prefer).pk
         choice = "A" if assignment.shown_order[0] == wanted else "B"
     ranking = ranking_from_choice(assignment=assignment, choice=choice)
-    judgment, created = judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking, strength=strength)
+    judgment, created = judgment_submit(
+        assignment_id=assignment.pk, annotator=annotator, ranking=ranking, strength=strength
+    )
     assert created
     return judgment
 
@@ -244,7 +246,7 @@ def test_chosen_follows_the_response_not_the_side_it_was_shown_on(panel, tmp_pat
             assignment = assignment_next(project=project, annotator=annotator)
             assert assignment.item_id == item.pk
             ranking = ranking_from_choice(assignment=assignment, choice=side)
-            judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking)
+            judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=ranking)
     preferred_votes: dict[int, dict[int, int]] = {}
     for assignment in Assignment.objects.filter(project=project):
         preferred = assignment.shown_order[0 if side == "A" else 1]
@@ -530,7 +532,7 @@ def test_only_this_projects_judgments_are_exported(judged, project, annotator, t
     assignment = assignment_next(project=project, annotator=annotator)
     assert assignment.item_id == other.pk
     judgment_submit(
-        assignment=assignment, annotator=annotator, ranking=ranking_from_choice(assignment=assignment, choice="A")
+        assignment_id=assignment.pk, annotator=annotator, ranking=ranking_from_choice(assignment=assignment, choice="A")
     )
     out = tmp_path / "export"
 

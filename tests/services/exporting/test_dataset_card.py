@@ -49,7 +49,7 @@ def judge_all(project, annotator):
         first = assignment.item.responses.get(position=0).pk
         choice = "A" if assignment.shown_order[0] == first else "B"
         ranking = ranking_from_choice(assignment=assignment, choice=choice)
-        judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking)
+        judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=ranking)
 
 
 def card_of(project, tmp_path, name="out", **options) -> tuple[dict, str]:
@@ -133,7 +133,7 @@ def test_a_ranking_project_documents_rank_gap(db, tmp_path):
     annotator = MembershipFactory(project=project).user
     ItemFactory(project=project, responses=["one", "two", "three"])
     assignment = assignment_next(project=project, annotator=annotator)
-    judgment_submit(assignment=assignment, annotator=annotator, ranking=[[pk] for pk in assignment.shown_order])
+    judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=[[pk] for pk in assignment.shown_order])
     _, body = card_of(project, tmp_path)
     assert "- `rank_gap` (integer) — ranking projects only: how many places apart" in section(body, "Columns")
 

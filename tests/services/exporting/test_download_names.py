@@ -10,7 +10,7 @@ from django.urls import reverse
 from labeling.models import Job
 from labeling.services.exporting import ExportOptions
 from labeling.services.jobs import job_download_name, job_export_start
-from labeling.services.projects import token_create
+from labeling.services.tokens import token_create
 
 FINISHED = dt.datetime(2026, 12, 7, 23, 30, tzinfo=dt.UTC)
 
@@ -46,7 +46,7 @@ def test_two_exports_of_one_project_download_under_different_names(project, mana
 
 def test_the_browser_download_carries_the_name(client, manager, export_job):
     client.force_login(manager)
-    download = client.get(reverse("manage_job_download", args=[export_job.project.slug, export_job.pk]))
+    download = client.get(reverse("labeling:manage_job_download", args=[export_job.project.slug, export_job.pk]))
     assert download.status_code == 200
     assert download["Content-Disposition"] == 'attachment; filename="alpha-raw-standard-2026-12-07.zip"'
     assert "README.md" in zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content))).namelist()

@@ -4,7 +4,7 @@ The snapshot (`data/export_golden.json`) was written by the row-by-row exporter 
 came before the columnar write path; the columnar path must give the same rows, in
 the same order, with the same features and Arrow schema. Ids that differ between
 runs (response and project primary keys, pseudonyms) are replaced by stable names.
-Regenerate only on purpose: `EXPORT_GOLDEN_WRITE=1 pytest tests/services/test_exporting_golden.py`.
+Regenerate only on purpose: `EXPORT_GOLDEN_WRITE=1 pytest tests/services/exporting/test_golden_rows.py`.
 """
 
 import datetime as dt

@@ -1,6 +1,6 @@
-"""The export's reads and writes outside a transaction: PostgreSQL's three streams on their own
-connections (ADBC, one snapshot), cut into batches of whole items; and the `save_to_disk` layout
-written in place, in several shards."""
+"""The export's reads and writes outside a transaction: PostgreSQL's streams on their own
+connections (ADBC, one snapshot), cut into chunks of whole items, for every config; and the
+`save_to_disk` layout written in place, in several shards."""
 
 import json
 import threading
@@ -9,10 +9,10 @@ import datasets
 import pytest
 from django.db import connection
 
-from labeling.services.exporting import columnar, preferences_export, reading, saved, streams
-from tests.services.test_exporting_golden import CASES, GOLDEN, PAIRWISE, RANKING, build, snapshot
-
-DEFAULT_CASES = [case for case in CASES if "raw" not in case and "unpaired" not in case]
+from labeling.db import export as db_export
+from labeling.db import export_readers
+from labeling.services.exporting import preferences_export, reading, rows, saved
+from tests.services.exporting.test_golden_rows import CASES, GOLDEN, PAIRWISE, RANKING, build, snapshot
 
 
 @pytest.fixture
@@ -23,28 +23,30 @@ def committed(transactional_db):
     return {"pairwise": build("golden", "pairwise", PAIRWISE), "ranking": build("ranked", "ranking", RANKING)}
 
 
-@pytest.mark.parametrize(("batch", "stream_bytes"), [(reading.PAIR_BATCH, streams.STREAM_BATCH_BYTES), (1, 1), (2, 1)])
+@pytest.mark.parametrize(
+    ("batch", "stream_bytes"), [(reading.CHUNK_JUDGMENTS, export_readers.STREAM_BATCH_BYTES), (1, 1), (2, 1)]
+)
 def test_own_connections_read_the_rows_of_the_snapshot(committed, tmp_path, monkeypatch, batch, stream_bytes):
-    """Batches of 1 or 2 judgments and record batches of one row cut items' judgments apart in every way."""
-    monkeypatch.setattr(reading, "PAIR_BATCH", batch)
-    monkeypatch.setattr(streams, "STREAM_BATCH_BYTES", stream_bytes)
+    """Every config; chunks of 1 or 2 judgments and record batches of one row cut items' judgments apart every way."""
+    monkeypatch.setattr(reading, "CHUNK_JUDGMENTS", batch)
+    monkeypatch.setattr(export_readers, "STREAM_BATCH_BYTES", stream_bytes)
     opened = []
-    own = streams._OwnConnections
+    own = export_readers._OwnConnections
 
     def watched(found, prepared):
         opened.append(found)
         return own(found, prepared)
 
-    monkeypatch.setattr(streams, "_OwnConnections", watched)
+    monkeypatch.setattr(export_readers, "_OwnConnections", watched)
     expected = json.loads(GOLDEN.read_text())
 
     assert not connection.in_atomic_block
-    for case in DEFAULT_CASES:
+    for case in CASES:
         kind, options = CASES[case]
         project, names = committed[kind]
         got = snapshot(project, names, tmp_path / case, options)
         assert json.loads(json.dumps(got, sort_keys=True)) == expected[case], case
-    assert len(opened) == len(DEFAULT_CASES)
+    assert len(opened) == len(CASES)
 
 
 def test_a_project_without_judgments_reads_empty_streams(committed, tmp_path):
@@ -59,7 +61,7 @@ def test_a_project_without_judgments_reads_empty_streams(committed, tmp_path):
 
 def test_a_failed_statement_raises_and_leaves_nothing(committed, tmp_path, monkeypatch):
     project, _ = committed["pairwise"]
-    monkeypatch.setattr(streams, "RESPONSES", streams.RESPONSES.replace("r.model", "r.no_such_column"))
+    monkeypatch.setitem(db_export.TEXTS, "responses", db_export.RESPONSES.replace("r.model", "r.no_such_column"))
 
     with pytest.raises(Exception, match="no_such_column"):
         preferences_export(project=project, out_dir=tmp_path / "out")
@@ -71,14 +73,14 @@ def test_a_failed_statement_raises_and_leaves_nothing(committed, tmp_path, monke
 def test_a_failure_while_the_readers_wait_stops_them_and_leaves_nothing(committed, tmp_path, monkeypatch):
     """The export fails in its own thread while the reading threads are blocked on full queues."""
     project, _ = committed["pairwise"]
-    monkeypatch.setattr(streams, "STREAM_QUEUE", 1)
-    monkeypatch.setattr(streams, "STREAM_BATCH_BYTES", 1)  # a record batch per row: the queues fill at once
-    monkeypatch.setattr(reading, "PAIR_BATCH", 1)
+    monkeypatch.setattr(export_readers, "STREAM_QUEUE", 1)
+    monkeypatch.setattr(export_readers, "STREAM_BATCH_BYTES", 1)  # a record batch per row: the queues fill at once
+    monkeypatch.setattr(reading, "CHUNK_JUDGMENTS", 1)
 
     def broken(*args, **kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(columnar, "one_vote_rows", broken)
+    monkeypatch.setattr(rows, "one_vote_rows", broken)
 
     with pytest.raises(OSError, match="No space left"):
         preferences_export(project=project, out_dir=tmp_path / "out")
@@ -89,9 +91,8 @@ def test_a_failure_while_the_readers_wait_stops_them_and_leaves_nothing(committe
 
 def test_splits_past_the_shard_size_are_written_in_shards_load_from_disk_reads_in_order(db, tmp_path, monkeypatch):
     project, names = build("sharded", "pairwise", PAIRWISE)
-    monkeypatch.setattr(reading, "PAIR_BATCH", 1)
-    monkeypatch.setattr(reading, "ITEM_BATCH", 1)
-    monkeypatch.setattr(datasets.config, "MAX_SHARD_SIZE", 1)  # bytes: a shard per batch
+    monkeypatch.setattr(reading, "CHUNK_JUDGMENTS", 1)
+    monkeypatch.setattr(saved, "MAX_SHARD_BYTES", 1)  # a shard per chunk
     expected = json.loads(GOLDEN.read_text())["default-gold-test-split"]
 
     got = snapshot(project, names, tmp_path / "out", CASES["default-gold-test-split"][1])
@@ -108,7 +109,7 @@ def test_an_empty_split_is_one_shard_with_every_column(tmp_path):
     schema = datasets.Features({"item_id": datasets.Value("string")}).arrow_schema
     part = saved.SavedSplit(tmp_path / "train", schema, "train")
     part.finish(datasets.DatasetInfo(features=datasets.Features({"item_id": datasets.Value("string")})))
-    saved.finish_dict(tmp_path, ["train"])
+    saved.dict_finish(tmp_path, ["train"])
 
     loaded = datasets.load_from_disk(str(tmp_path))
 

@@ -28,7 +28,7 @@ def rank(project, annotator, item, positions: list[list[int]]):
     assert assignment.item_id == item.pk
     pk = dict(item.responses.values_list("position", "id"))
     ranking = [[pk[position] for position in group] for group in positions]
-    _, created = judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking)
+    _, created = judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=ranking)
     assert created
 
 

@@ -78,7 +78,7 @@ def judged_project(mode: str) -> Project:
             assignment = assignment_next(project=project, annotator=annotator)
             assert assignment.item_id == item.pk
             judgment_submit(
-                assignment=assignment,
+                assignment_id=assignment.pk,
                 annotator=annotator,
                 ranking=[[pk[position] for position in group] for group in ranking],
                 strength=2,

@@ -1,5 +1,5 @@
 """The columnar write path's own promises: what datasets records beside the rows, the garbage
-collector handed back, empty splits, and batches that cut through a project."""
+collector handed back, empty splits, and chunks that cut through a project."""
 
 import gc
 import json
@@ -7,9 +7,10 @@ import json
 import datasets
 import pytest
 
-from labeling.services.exporting import ExportOptions, preferences_export, reading, streams
-from tests.services.test_exporting_golden import CASES, GOLDEN, build, snapshot
-from tests.services.test_exporting_golden import PAIRWISE as PLAN
+from labeling.db import export_readers
+from labeling.services.exporting import ExportOptions, preferences_export, reading, rows
+from tests.services.exporting.test_golden_rows import CASES, GOLDEN, build, snapshot
+from tests.services.exporting.test_golden_rows import PAIRWISE as PLAN
 
 
 @pytest.fixture
@@ -45,18 +46,17 @@ def test_the_garbage_collector_gets_every_object_back(judged, tmp_path, monkeypa
         raise RuntimeError("the database went away")
         yield
 
-    monkeypatch.setattr(reading, "pair_tables" if reading.columnar(config="default") else "judgment_batches", broken)
+    monkeypatch.setattr(rows, "chunks", broken)
     with pytest.raises(RuntimeError, match="went away"):
         preferences_export(project=project, out_dir=tmp_path / "failed")
 
     assert gc.get_freeze_count() == frozen
 
 
-def test_batches_of_one_item_give_the_same_rows(judged, tmp_path, monkeypatch):
+def test_chunks_of_one_item_give_the_same_rows(judged, tmp_path, monkeypatch):
     project, names = judged
-    monkeypatch.setattr(reading, "ITEM_BATCH", 1)
-    monkeypatch.setattr(reading, "PAIR_BATCH", 1)
-    monkeypatch.setattr(streams, "CURSOR_ROWS", 2)
+    monkeypatch.setattr(reading, "CHUNK_JUDGMENTS", 1)
+    monkeypatch.setattr(export_readers, "CURSOR_ROWS", 2)
     expected = json.loads(GOLDEN.read_text())
 
     for case in ("default-all-margin", "raw-gold-test-split", "unpaired"):
@@ -75,25 +75,23 @@ def test_a_project_without_judgments_writes_empty_splits_with_every_column(db, t
 
 
 @pytest.mark.parametrize("size", [2, 3])
-def test_batches_mixing_one_vote_and_other_items_give_the_same_rows(judged, tmp_path, monkeypatch, size):
-    """On PostgreSQL one-vote items are built by Arrow and the others by the general path, then merged."""
+def test_chunks_mixing_one_vote_and_other_items_give_the_same_rows(judged, tmp_path, monkeypatch, size):
+    """One-vote items are built by Arrow and the others by the general path, then merged in item order."""
     project, names = judged
-    monkeypatch.setattr(reading, "ITEM_BATCH", size)
-    monkeypatch.setattr(reading, "PAIR_BATCH", size)
-    monkeypatch.setattr(streams, "CURSOR_ROWS", 1)
+    monkeypatch.setattr(reading, "CHUNK_JUDGMENTS", size)
+    monkeypatch.setattr(export_readers, "CURSOR_ROWS", 1)
     expected = json.loads(GOLDEN.read_text())
     batches = []
-    read_tables = reading.pair_tables
+    read_chunks = rows.chunks
 
     def counted(**kwargs):
-        for batch in read_tables(**kwargs):
-            batches.append(batch)
-            yield batch
+        for chunk in read_chunks(**kwargs):
+            batches.append(chunk)
+            yield chunk
 
-    monkeypatch.setattr(reading, "pair_tables", counted)
+    monkeypatch.setattr(rows, "chunks", counted)
 
     for case in ("default", "default-standard-margin", "default-gold-test-split"):
         got = snapshot(project, names, tmp_path / case, CASES[case][1])
         assert json.loads(json.dumps(got, sort_keys=True)) == expected[case], case
-    # On PostgreSQL these came through the columnar read; on SQLite through the general path's batches.
-    assert bool(batches) == reading.columnar(config="default")
+    assert len(batches) > 3

@@ -9,9 +9,10 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from labeling.db import imports
 from labeling.models import Item, Response
 from labeling.services.errors import InvalidInput
-from labeling.services.importing import ImportRejected, items_import, writer
+from labeling.services.importing import ImportRejected, items_import
 from labeling.services.parsing import batches
 from labeling.services.parsing.readers import BATCH_ROWS
 from labeling.services.parsing.shapes import detect_shape, normalize
@@ -81,7 +82,7 @@ def test_rows_written_by_the_import_equal_what_the_orm_saves(
 ):
     """On SQLite whole chunks of rows go in one INSERT each and the rest one row per statement:
     with 2 rows a statement, these files take both paths."""
-    monkeypatch.setattr(writer, "SQLITE_ROWS_PER_STATEMENT", rows_per_statement)
+    monkeypatch.setattr(imports, "SQLITE_ROWS_PER_STATEMENT", rows_per_statement)
     other_project.overlap = project.overlap
     other_project.save()
     before = timezone.now()
@@ -223,7 +224,7 @@ def test_the_larger_sqlite_page_cache_lasts_only_for_the_import(project, write_j
     with contextlib.nullcontext() if valid else pytest.raises(ImportRejected):
         items_import(project=project, path=write_jsonl(rows), progress=lambda done: seen.append(cache_size()))
 
-    assert seen[0] == -writer.SQLITE_CACHE_KIB  # during the import
+    assert seen[0] == -imports.SQLITE_CACHE_KIB  # during the import
     assert cache_size() == before
 
 

@@ -7,13 +7,14 @@ import krippendorff
 import numpy as np
 import pytest
 
+from labeling.db import chunks
+from labeling.db.chunks import row_chunks
 from labeling.models import Item, Response
 from labeling.services.assignment import assignment_next
 from labeling.services.importing import items_import
 from labeling.services.judgments import judgment_submit
-from labeling.services.metrics import agreement, loading, project_stats
+from labeling.services.metrics import agreement, project_stats
 from labeling.services.metrics.agreement import NOMINAL_DOMAIN, ORDINAL_DOMAIN, alpha_of_counts
-from labeling.services.metrics.loading import row_chunks
 from tests.factories import ItemFactory, MembershipFactory, ProjectFactory
 
 
@@ -67,7 +68,7 @@ def mixed_project(db, write_jsonl):
             ids = [response.pk for response in assignment.item.responses.all()]
             strength = rng.choice([None, 1, 2, 3]) if len(ids) == 2 else None
             ranking = _random_ranking(rng, ids)
-            judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking, strength=strength)
+            judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=ranking, strength=strength)
     items = list(Item.objects.filter(project=project).order_by("id"))
     for item in items[::2]:
         item.reference = [[1], [0]] if item.pk % 3 else [[0, 1]]
@@ -86,7 +87,7 @@ def _figures(project) -> dict:
 
 def test_the_figures_do_not_depend_on_the_chunk_sizes(mixed_project, monkeypatch):
     whole = _figures(mixed_project)
-    monkeypatch.setattr(loading, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(chunks, "CHUNK_ROWS", 2)
     monkeypatch.setattr(agreement, "ALPHA_CHUNK_UNITS", 3)
 
     chunked = _figures(mixed_project)

@@ -78,7 +78,7 @@ def _judge(project, annotator, pick, *, strength=None):
     models = {response.pk: response.model for response in assignment.item.responses.all()}
     choice = pick(assignment, models)
     ranking = ranking_from_choice(assignment=assignment, choice=choice)
-    judgment, _ = judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking, strength=strength)
+    judgment, _ = judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=ranking, strength=strength)
     return judgment
 
 
@@ -138,7 +138,7 @@ def test_ranking_of_three_responses_counts_each_pair(db, write_jsonl):
         assignment = assignment_next(project=project, annotator=annotator)
         by_model = {response.model: response.pk for response in assignment.item.responses.all()}
         ranking = [[by_model["z"]], [by_model["y"], by_model["x"]]]
-        judgment_submit(assignment=assignment, annotator=annotator, ranking=ranking)
+        judgment_submit(assignment_id=assignment.pk, annotator=annotator, ranking=ranking)
 
     stats = project_stats(project=project)
 

@@ -16,7 +16,12 @@ from labeling.services.parsing.shapes.fields import (
     _text,
 )
 
-ARENA_WINNERS = {"model_a": [[0], [1]], "model_b": [[1], [0]], "tie": [[0, 1]], "tie (bothbad)": [[0, 1]]}
+ARENA_WINNERS: dict[str | None, list[list[int]]] = {
+    "model_a": [[0], [1]],
+    "model_b": [[1], [0]],
+    "tie": [[0, 1]],
+    "tie (bothbad)": [[0, 1]],
+}
 ARENA_METADATA = ("question_id", "language", "turn")
 
 
@@ -115,9 +120,9 @@ def _ultrafeedback(row: dict) -> NormalizedItem:
         )
     reference = None
     for key in UF_SCORES:
-        scores = [response.metadata.get(key) for response in responses]
-        if responses and None not in scores:
-            reference = _ranking_by(scores, descending=True)
+        key_scores = [response.metadata.get(key) for response in responses]
+        if responses and None not in key_scores:
+            reference = _ranking_by(key_scores, descending=True)
             break
     metadata = {"source": row["source"]} if isinstance(row.get("source"), str) else {}
     return _item(row, prompt, responses, reference, metadata=metadata)
@@ -142,7 +147,7 @@ def _ranking_by(keys: list, *, descending: bool) -> list[list[int]]:
     return [[position for position, key in enumerate(keys) if key == value] for value in ordered]
 
 
-OASST_ROLES = {"prompter": "user", "assistant": "assistant"}
+OASST_ROLES: dict[str | None, str] = {"prompter": "user", "assistant": "assistant"}
 
 
 def _oasst_tree(row: dict) -> list[NormalizedItem]:
@@ -165,7 +170,7 @@ def _oasst_tree(row: dict) -> list[NormalizedItem]:
     if root["role"] != "user":
         raise RowInvalid("`prompt.role` must be 'prompter': a message tree starts with the user's message")
     items = []
-    pending = [(root, "prompt", [])]
+    pending: list[tuple[dict, str, list[dict]]] = [(root, "prompt", [])]  # (message, where, conversation before it)
     while pending:
         node, where, before = pending.pop()
         conversation = [*before, {"role": node["role"], "content": node["text"]}]

@@ -1,7 +1,7 @@
 """Preference shapes: native rows, flat pairs, TRL preference rows and HH-RLHF transcripts."""
 
-from labeling.services.parsing.shapes import fields
 from labeling.services.parsing.shapes.fields import (
+    GOLD_TRUE,
     MAX_ID_CHARS,
     MAX_MODEL_CHARS,
     NormalizedItem,
@@ -16,6 +16,7 @@ from labeling.services.parsing.shapes.fields import (
     _parse_transcript,
     _prompt,
     _text,
+    max_text_chars,
 )
 
 
@@ -58,7 +59,7 @@ def _plain_flat_pair(row: dict) -> NormalizedItem | None:
     if type(prompt) is not str or type(first) is not str or type(second) is not str:
         return None
     prompt, first, second = prompt.strip(), first.strip(), second.strip()
-    limit = fields.max_text_chars()
+    limit = max_text_chars()
     if (
         not prompt
         or not first
@@ -82,7 +83,7 @@ def _plain_flat_pair(row: dict) -> NormalizedItem | None:
         model_b = ""
     elif type(model_b) is not str or len(model_b) > MAX_MODEL_CHARS:
         return None
-    if get("metadata") or get("gold_answer") is not None or get("gold") in fields.GOLD_TRUE:
+    if get("metadata") or get("gold_answer") is not None or get("gold") in GOLD_TRUE:
         return None
     messages = [{"role": "user", "content": prompt}]
     external_id = get("id")

@@ -1,5 +1,6 @@
-"""Small helpers shared by the console's views (the annotate views type their request with HtmxHttpRequest too)."""
+"""What the annotator's and the manager's views share: the request types, the refusal status, where to go back to."""
 
+from django.contrib.auth.models import User
 from django.http import HttpRequest
 from django.shortcuts import resolve_url
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -12,6 +13,12 @@ class HtmxHttpRequest(HttpRequest):
     """A request that went through django-htmx's HtmxMiddleware (for type checkers)."""
 
     htmx: HtmxDetails
+
+
+class AuthenticatedHttpRequest(HtmxHttpRequest):
+    """A request to a `login_required` view: its user is signed in (for type checkers)."""
+
+    user: User
 
 
 def next_url(request: HttpRequest, fallback: str, *args) -> str:

@@ -1,20 +1,19 @@
-"""Forms of the manager's console: they parse and type what was posted; the services hold the rules."""
+"""A project's settings and its criteria rows (the New project and Settings pages)."""
+
+from typing import cast
 
 from django import forms
 
-from labeling.models import Membership, Project
+from labeling.forms.base import Form
+from labeling.models import Project
 from labeling.services.criteria import MAX_KEY, MAX_LABEL, TYPES, CriterionInvalid
 from labeling.services.errors import DomainError
-from labeling.services.exporting import CONFIGS
-from labeling.services.exporting.aggregate import POLICIES
-from labeling.services.exporting.styles import STYLES
-from labeling.services.jobs import UPLOAD_FORMATS
 
 FIXED, ADAPTIVE = "fixed", "adaptive"
 _TYPE_NAMES = {"likert": "Scale 1 to 5", "flag": "Yes / no", "text": "Free text"}
 
 
-class CriterionForm(forms.Form):
+class CriterionForm(Form):
     """One criterion as a row. Its rules (key format, unique keys, types) are checked by the criteria service."""
 
     key = forms.CharField(
@@ -84,12 +83,14 @@ class BaseCriteriaFormSet(forms.BaseFormSet):
         return True
 
 
-CriteriaFormSet = forms.formset_factory(
-    CriterionForm, formset=BaseCriteriaFormSet, extra=1, can_delete=True, can_delete_extra=True
+# formset_factory makes a subclass of BaseCriteriaFormSet; the stubs type it as a plain BaseFormSet.
+CriteriaFormSet = cast(
+    type[BaseCriteriaFormSet],
+    forms.formset_factory(CriterionForm, formset=BaseCriteriaFormSet, extra=1, can_delete=True, can_delete_extra=True),
 )
 
 
-class ProjectForm(forms.Form):
+class ProjectForm(Form):
     """A project's settings. Fields that existing judgments lock are shown disabled (see project_locks).
 
     The criteria are rows of their own formset (`criteria_rows`, prefix "criteria"). A post
@@ -182,7 +183,7 @@ class ProjectForm(forms.Form):
         if isinstance(error, CriterionInvalid) and self.criteria_rows.add_service_error(error):
             self.add_error(None, "Check the criteria: a row below says what to fix.")
         else:
-            self.add_error(None, error.message)
+            super().add_service_error(error)
 
     def clean_skip_reasons(self):
         return [line.strip() for line in (self.cleaned_data.get("skip_reasons") or "").splitlines() if line.strip()]
@@ -232,48 +233,3 @@ class NewProjectForm(ProjectForm):
             },
         )
         super().__init__(*args, **kwargs)
-
-
-class MemberForm(forms.Form):
-    username = forms.CharField(max_length=150)
-    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.ANNOTATOR)
-    create = forms.BooleanField(required=False, label="Create a new user")
-    password = forms.CharField(
-        required=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="Only for a new user; existing accounts are never changed here.",
-    )
-
-    def clean(self):
-        data = super().clean()
-        if data.get("create") and not data.get("password"):
-            self.add_error("password", "A new user needs a password.")
-        return data
-
-
-class ImportForm(forms.Form):
-    file = forms.FileField(help_text="JSONL, JSON, CSV or Parquet; the shape is detected from the columns.")
-    format = forms.ChoiceField(choices=[(name, name) for name in UPLOAD_FORMATS], initial="auto", required=False)
-
-    def clean_format(self):
-        return self.cleaned_data.get("format") or "auto"
-
-
-class ExportForm(forms.Form):
-    config = forms.ChoiceField(
-        choices=[(name, name) for name in CONFIGS], help_text="default: preference pairs; raw: one row per judgment."
-    )
-    style = forms.ChoiceField(choices=[(name, name) for name in STYLES])
-    aggregate = forms.ChoiceField(label="Aggregation", choices=[(name, name) for name in POLICIES])
-    margin = forms.BooleanField(required=False, help_text="Add a float margin column (RewardTrainer).")
-    min_agreement = forms.FloatField(required=False, help_text="Leave out pairs with less agreement (0 to 1).")
-    test_size = forms.FloatField(label="Test split share", initial=0.0, help_text="0 for train only; e.g. 0.1.")
-    seed = forms.IntegerField(initial=0)
-    include_gold = forms.BooleanField(required=False, label="Include gold items")
-
-    def options(self) -> dict:
-        return dict(self.cleaned_data)
-
-
-class TokenForm(forms.Form):
-    name = forms.CharField(max_length=100, required=False, help_text="What it is for, e.g. 'export script'.")

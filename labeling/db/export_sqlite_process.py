@@ -1,10 +1,10 @@
-"""The SQLite export's reading process (`streams._SQLiteProcess`): run as a script, it imports no Django.
+"""The SQLite export's reading process (`export_readers._SQLiteProcess`): run as a script, it imports no Django.
 
 Reads a JSON job from stdin: the database `uri`, `timeout_ms` (SQLite's busy timeout),
 `batch_rows` and `statements`, each [SQL, the file descriptor of a pipe]. Each statement is
 read by the ADBC SQLite driver on its own connection, in its own thread, and written to its
-pipe as an Arrow IPC stream. The three connections read one snapshot: each starts its read
-transaction while a fourth connection holds the write lock, so no write commits between them
+pipe as an Arrow IPC stream. The connections read one snapshot: each starts its read
+transaction while one more connection holds the write lock, so no write commits between them
 (the lock is held only while they start). An error is written to stderr, last line first
 said, before its stream closes.
 """

@@ -1,4 +1,4 @@
-"""The manager's console: imports checked before they run, and the project's jobs.
+"""Uploads checked before they import: staged, dry-run, then imported as a job or discarded.
 
 An uploaded file is kept aside ("staged") under the jobs folder, in a folder of its
 own per project and user, and dry-run: the manager sees its shape, its first items
@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
-from django.db.models import QuerySet
 
 from labeling.models import Job, Project
 from labeling.services.errors import InvalidInput, NotFound
@@ -53,11 +52,11 @@ class ImportPreview:
         return self.error is None and self.rejected_count == 0 and self.rows > 0
 
 
-def _staging_root(project: Project, user: AbstractBaseUser) -> Path:
+def _staging_root(project: Project, user: User) -> Path:
     return Path(settings.LABELING_JOBS_DIR) / "staged" / str(project.pk) / str(user.pk)
 
 
-def _staged_file(project: Project, user: AbstractBaseUser, upload_id: str) -> Path:
+def _staged_file(project: Project, user: User, upload_id: str) -> Path:
     """The staged file of this project and user, by its id; a forged or stale id is not found."""
     try:
         folder = _staging_root(project, user) / str(uuid.UUID(str(upload_id)))
@@ -69,9 +68,7 @@ def _staged_file(project: Project, user: AbstractBaseUser, upload_id: str) -> Pa
     return files[0]
 
 
-def import_preview(
-    *, project: Project, user: AbstractBaseUser, upload: UploadedFile, fmt: str = "auto"
-) -> ImportPreview:
+def import_preview(*, project: Project, user: User, upload: UploadedFile, fmt: str = "auto") -> ImportPreview:
     """Keep the uploaded file aside and dry-run it: shape, counts, bad rows, the first items. Writes no items."""
     name = upload_checked(upload, fmt)
     _discard_stale(project, user)
@@ -80,7 +77,7 @@ def import_preview(
     return staged_preview(project=project, user=user, upload_id=upload_id, fmt=fmt)
 
 
-def staged_preview(*, project: Project, user: AbstractBaseUser, upload_id: str, fmt: str = "auto") -> ImportPreview:
+def staged_preview(*, project: Project, user: User, upload_id: str, fmt: str = "auto") -> ImportPreview:
     """The dry run of a staged file (see import_preview)."""
     path = _staged_file(project, user, upload_id)
     preview = ImportPreview(
@@ -123,7 +120,7 @@ def _samples(path: Path, fmt: str) -> list[NormalizedItem]:
 
 
 def staged_import_start(
-    *, project: Project, user: AbstractBaseUser, upload_id: str, fmt: str = "auto", skip_invalid: bool = False
+    *, project: Project, user: User, upload_id: str, fmt: str = "auto", skip_invalid: bool = False
 ) -> Job:
     """Import a staged file as a background job; the staged copy is then dropped."""
     path = _staged_file(project, user, upload_id)
@@ -134,7 +131,7 @@ def staged_import_start(
     return job
 
 
-def staged_discard(*, project: Project, user: AbstractBaseUser, upload_id: str) -> None:
+def staged_discard(*, project: Project, user: User, upload_id: str) -> None:
     """Drop a staged file the manager decided not to import."""
     try:
         path = _staged_file(project, user, upload_id)
@@ -143,7 +140,7 @@ def staged_discard(*, project: Project, user: AbstractBaseUser, upload_id: str) 
     shutil.rmtree(path.parent, ignore_errors=True)
 
 
-def _discard_stale(project: Project, user: AbstractBaseUser) -> None:
+def _discard_stale(project: Project, user: User) -> None:
     """Uploads previewed but never imported are dropped after a day."""
     root = _staging_root(project, user)
     if not root.is_dir():
@@ -152,8 +149,3 @@ def _discard_stale(project: Project, user: AbstractBaseUser) -> None:
     for folder in root.iterdir():
         if folder.is_dir() and folder.stat().st_mtime < cutoff:
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def jobs_recent(*, project: Project, kind: str, limit: int = 50) -> QuerySet[Job]:
-    """The project's latest jobs of one kind, newest first, with who started them."""
-    return Job.objects.filter(project=project, kind=kind).select_related("created_by").order_by("-created_at")[:limit]
