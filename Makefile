@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1:8000
 # Development settings that feedback/settings.py reads when it exists (git-ignored).
 DOTENV_PATH ?= .env
 
-.PHONY: run test lint format demo
+.PHONY: run test test-fast lint format demo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,7 @@ run: $(VENV)/.installed $(DOTENV_PATH)
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	DEBUG=1 $(BIN)/mypy
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .
@@ -47,3 +48,9 @@ format: $(VENV)/.installed-dev
 
 test: lint $(if $(CI),$(VENV)/.installed-trl)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Everyday work: the services, HTTP and command tests on SQLite, in a random order; no browser,
+# no multi-process concurrency tests, no type check; on both cores (pytest-xdist): about 80 s.
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not browser" --ignore=tests/concurrency --ignore=tests/durability -q -n 2 $(PYTEST_ARGS)
