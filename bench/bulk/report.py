@@ -32,12 +32,12 @@ IMPORT_PARTS = [
 
 EXPORT_PARTS = [
     ("whole command (Django start-up included)", [("management/__init__.py", "execute_from_command_line")]),
-    ("rows to the save_to_disk layout (_stream, everything below)", [("exporting/__init__.py", "_stream")]),
-    ("  columnar read (pair_tables: streams, joins in Arrow)", [("exporting/reading.py", "pair_tables")]),
-    ("    waiting for the streams' threads", [("exporting/streams.py", "_received")]),
+    ("rows to the save_to_disk layout (_saved, everything below)", [("exporting/writing.py", "_saved")]),
+    ("  the read path (chunks: Arrow record batches, item order)", [("exporting/reading.py", "chunks")]),
+    ("    waiting for the readers' threads or process", [("db/export_readers.py", "_received")]),
     ("  waiting for the writing thread", [("futures/_base.py", "result")]),
     ("  one-vote rows built by Arrow", [("exporting/columnar.py", "one_vote_rows")]),
-    ("  general path (_rows_for_batch)", [("exporting/__init__.py", "_rows_for_batch")]),
+    ("  general path (rows.general)", [("exporting/rows.py", "general")]),
     ("  merging in item order", [("exporting/columnar.py", "in_item_order")]),
     ("dataset card (project_stats: agreement, leaderboard)", [("exporting/card.py", "dataset_card")]),
 ]
