@@ -185,6 +185,17 @@ def claim_first(
     return item
 
 
+def gold_unseen(*, project_id: int, annotator_id: int, limit: int) -> list[int]:
+    """The ids of at most `limit` gold items of the project, not withdrawn, the annotator never had.
+    Gold items have no overlap: every annotator may answer each one once."""
+    query = (
+        "SELECT i.id FROM labeling_item i WHERE i.project_id = %(project)s AND i.is_gold"  # noqa: S608 - fragments, values are params
+        f" AND i.withdrawn_at IS NULL AND {_where('i', NEVER_HAD)} LIMIT %(limit)s"
+    )
+    params = {"project": project_id, "annotator": annotator_id, "limit": limit}
+    return [row[0] for row in sql.rows(query, params)]
+
+
 def slot_take(item_id: int) -> None:
     """One more of the item's slots is held (by the lease about to be inserted)."""
     sql.execute("UPDATE labeling_item SET filled = filled + 1 WHERE id = %s", [item_id])

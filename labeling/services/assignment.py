@@ -17,7 +17,7 @@ from typing import TypedDict
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import F
 from django.utils import timezone
 
 from labeling.db import leases, sql
@@ -177,15 +177,10 @@ def _claim(project: Project, annotator: User) -> tuple[Item, list[Response] | No
     claimed = leases.claim_window(**who, order_by=order, window=CLAIM_WINDOW)
     if claimed is not None:
         return claimed
-    item = (
-        (
-            None
-            if leases.searches_untouched()
-            else leases.claim_first(**who, order_by=leases.UNTOUCHED_ORDER, untouched=True)
-        )
-        or leases.claim_first(**who, order_by=order)
-        or leases.claim_first(**who, order_by=order, wait=True)
-    )
+    item = None
+    if not leases.searches_untouched():  # SQLite's window statement searched them already
+        item = leases.claim_first(**who, order_by=leases.UNTOUCHED_ORDER, untouched=True)
+    item = item or leases.claim_first(**who, order_by=order) or leases.claim_first(**who, order_by=order, wait=True)
     if item is None:
         return None
     _take_slot(item)
@@ -205,12 +200,7 @@ def _release(assignment: Assignment, now) -> None:
 def _claim_gold(project: Project, annotator: User) -> Item | None:
     """A gold item this annotator has not seen, at random. Gold items have no overlap:
     every annotator may answer each one once. They look like any other item."""
-    had_it = Exists(Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator))
-    candidates = list(
-        Item.objects.filter(project=project, is_gold=True, withdrawn_at=None)
-        .filter(~had_it)
-        .values_list("id", flat=True)[:GOLD_SAMPLE]
-    )
+    candidates = leases.gold_unseen(project_id=project.pk, annotator_id=annotator.pk, limit=GOLD_SAMPLE)
     if not candidates:
         return None
     return Item.objects.filter(pk=_shuffle.choice(candidates)).first()

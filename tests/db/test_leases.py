@@ -2,9 +2,10 @@
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from labeling.db import leases
-from labeling.models import Item
+from labeling.models import Assignment, Item
 from labeling.services.assignment import assignment_next
 from tests.factories import ItemFactory
 
@@ -83,3 +84,15 @@ def test_a_slot_taken_and_the_responses_read(project):
     leases.slot_take(item.pk)
     assert Item.objects.get(pk=item.pk).filled == 1
     assert [response.content for response in leases.responses_of(item.pk)] == ["one", "two", "three"]
+
+
+def test_gold_items_unseen_by_the_annotator_are_offered_and_withdrawn_ones_never(project, annotator, who):
+    seen = ItemFactory(project=project, is_gold=True)
+    unseen = ItemFactory(project=project, is_gold=True)
+    ItemFactory(project=project, is_gold=True, withdrawn_at="2026-01-01T00:00:00Z")
+    ItemFactory(project=project)  # not gold
+    Assignment.objects.create(
+        project=project, item=seen, annotator=annotator, shown_order=[], expires_at=timezone.now()
+    )
+    assert leases.gold_unseen(**who, limit=10) == [unseen.pk]
+    assert leases.gold_unseen(**who, limit=0) == []
