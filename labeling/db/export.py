@@ -12,7 +12,7 @@ database spells its own way (`SPELLINGS`), so every column comes out as one Arro
 chunks that hold every judgment, item and response of their items, in item order.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -22,8 +22,6 @@ from django.db import connection
 
 from labeling.db import export_readers
 from labeling.models import Assignment, Item, Judgment, Response
-
-Prepare = Callable[[pa.RecordBatch], pa.RecordBatch]
 
 
 class Statement(NamedTuple):
@@ -155,7 +153,12 @@ def statements(*, project_id: int, include_gold: bool, raw: bool = False) -> dic
 
 
 def item_chunks(
-    *, project_id: int, include_gold: bool, rows: int, raw: bool = False, prepare: dict[str, Prepare] | None = None
+    *,
+    project_id: int,
+    include_gold: bool,
+    rows: int,
+    raw: bool = False,
+    prepare: dict[str, export_readers.Prepare] | None = None,
 ) -> Iterator[dict[str, pa.Table]]:
     """Chunks of about `rows` judgments: {stream name: table} holding everything of the chunk's items.
 
@@ -211,7 +214,7 @@ class _Sorted:
             self._pull()
         if self._done:
             return None
-        keys = pa.chunked_array([part["item_pk"] for part in self._parts], pa.int64())
+        keys = self._keys()
         bound = keys[rows].as_py()
         while bound == keys[0].as_py():  # one item fills `rows`: the chunk ends at the next item
             later = keys.filter(pc.greater(keys, bound))
@@ -220,8 +223,11 @@ class _Sorted:
             self._pull()
             if self._done:
                 return None
-            keys = pa.chunked_array([part["item_pk"] for part in self._parts], pa.int64())
+            keys = self._keys()
         return bound
+
+    def _keys(self) -> pa.ChunkedArray:
+        return pa.chunked_array([part["item_pk"] for part in self._parts], pa.int64())
 
     def take_below(self, bound: int | None) -> pa.Table:
         """The rows of items below `bound` (every row left when None), read as far as needed."""

@@ -155,6 +155,29 @@ def snapshot(project: Project, names: dict[str, str], out: Path, options: dict) 
     }
 
 
+def assert_golden(projects: dict[str, tuple[Project, dict[str, str]]], out: Path, cases=tuple(CASES)) -> None:
+    """Each of `cases` exported from `projects` (by kind) gives the snapshot's rows and features."""
+    expected = json.loads(GOLDEN.read_text())
+    for case in cases:
+        kind, options = CASES[case]
+        project, names = projects[kind]
+        got = snapshot(project, names, out / case, options)
+        assert json.loads(json.dumps(got, sort_keys=True)) == expected[case], case
+
+
+def watch(monkeypatch, module, name: str) -> list:
+    """The objects `module.name` makes from now on (a reader class, say), in order."""
+    made = []
+    make = getattr(module, name)
+
+    def watched(*args):
+        made.append(make(*args))
+        return made[-1]
+
+    monkeypatch.setattr(module, name, watched)
+    return made
+
+
 @pytest.fixture
 def projects(db):
     return {"pairwise": build("golden", "pairwise", PAIRWISE), "ranking": build("ranked", "ranking", RANKING)}

@@ -12,7 +12,7 @@ from django.db import connection
 from labeling.db import export as db_export
 from labeling.db import export_readers
 from labeling.services.exporting import preferences_export, reading, rows, saved
-from tests.services.exporting.test_golden_rows import CASES, GOLDEN, PAIRWISE, RANKING, build, snapshot
+from tests.services.exporting.test_golden_rows import CASES, PAIRWISE, RANKING, assert_golden, build, watch
 
 
 @pytest.fixture
@@ -30,22 +30,10 @@ def test_own_connections_read_the_rows_of_the_snapshot(committed, tmp_path, monk
     """Every config; chunks of 1 or 2 judgments and record batches of one row cut items' judgments apart every way."""
     monkeypatch.setattr(reading, "CHUNK_JUDGMENTS", batch)
     monkeypatch.setattr(export_readers, "STREAM_BATCH_BYTES", stream_bytes)
-    opened = []
-    own = export_readers._OwnConnections
-
-    def watched(found, prepared):
-        opened.append(found)
-        return own(found, prepared)
-
-    monkeypatch.setattr(export_readers, "_OwnConnections", watched)
-    expected = json.loads(GOLDEN.read_text())
+    opened = watch(monkeypatch, export_readers, "_OwnConnections")
 
     assert not connection.in_atomic_block
-    for case in CASES:
-        kind, options = CASES[case]
-        project, names = committed[kind]
-        got = snapshot(project, names, tmp_path / case, options)
-        assert json.loads(json.dumps(got, sort_keys=True)) == expected[case], case
+    assert_golden(committed, tmp_path)
     assert len(opened) == len(CASES)
 
 
@@ -93,16 +81,14 @@ def test_splits_past_the_shard_size_are_written_in_shards_load_from_disk_reads_i
     project, names = build("sharded", "pairwise", PAIRWISE)
     monkeypatch.setattr(reading, "CHUNK_JUDGMENTS", 1)
     monkeypatch.setattr(saved, "MAX_SHARD_BYTES", 1)  # a shard per chunk
-    expected = json.loads(GOLDEN.read_text())["default-gold-test-split"]
+    assert_golden({"pairwise": (project, names)}, tmp_path, ["default-gold-test-split"])
 
-    got = snapshot(project, names, tmp_path / "out", CASES["default-gold-test-split"][1])
-
-    assert json.loads(json.dumps(got, sort_keys=True)) == expected
-    state = json.loads((tmp_path / "out" / "train" / "state.json").read_text())
+    out = tmp_path / "default-gold-test-split" / "train"
+    state = json.loads((out / "state.json").read_text())
     shards = [entry["filename"] for entry in state["_data_files"]]
     assert len(shards) > 1
     assert shards == [f"data-{index:05d}-of-{len(shards):05d}.arrow" for index in range(len(shards))]
-    assert sorted(path.name for path in (tmp_path / "out" / "train").glob("*.arrow")) == shards
+    assert sorted(path.name for path in out.glob("*.arrow")) == shards
 
 
 def test_an_empty_split_is_one_shard_with_every_column(tmp_path):

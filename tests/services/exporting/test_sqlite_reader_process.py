@@ -2,7 +2,6 @@
 own, one connection each, in one snapshot, from the database file (here a copy of the test
 database, which is in memory and so seen by no other connection), for every config."""
 
-import json
 import sqlite3
 import threading
 from contextlib import closing
@@ -13,7 +12,7 @@ from django.db import connection
 from labeling.db import export as db_export
 from labeling.db import export_readers
 from labeling.services.exporting import preferences_export, reading, rows
-from tests.services.exporting.test_golden_rows import CASES, GOLDEN, PAIRWISE, RANKING, build, snapshot
+from tests.services.exporting.test_golden_rows import CASES, PAIRWISE, RANKING, assert_golden, build, watch
 
 
 @pytest.fixture
@@ -30,18 +29,6 @@ def on_file(transactional_db, tmp_path_factory, monkeypatch):
     return projects, path
 
 
-def watch(monkeypatch) -> list:
-    opened = []
-    process = export_readers._SQLiteProcess
-
-    def watched(*args):
-        opened.append(args)
-        return process(*args)
-
-    monkeypatch.setattr(export_readers, "_SQLiteProcess", watched)
-    return opened
-
-
 @pytest.mark.parametrize(
     ("batch", "stream_rows"), [(reading.CHUNK_JUDGMENTS, export_readers.STREAM_BATCH_ROWS), (1, 1), (2, 1)]
 )
@@ -50,15 +37,10 @@ def test_the_reading_process_gives_the_golden_rows(on_file, tmp_path, monkeypatc
     projects, _ = on_file
     monkeypatch.setattr(reading, "CHUNK_JUDGMENTS", batch)
     monkeypatch.setattr(export_readers, "STREAM_BATCH_ROWS", stream_rows)
-    opened = watch(monkeypatch)
-    expected = json.loads(GOLDEN.read_text())
+    opened = watch(monkeypatch, export_readers, "_SQLiteProcess")
 
     assert not connection.in_atomic_block
-    for case in CASES:
-        kind, options = CASES[case]
-        project, names = projects[kind]
-        got = snapshot(project, names, tmp_path / case, options)
-        assert json.loads(json.dumps(got, sort_keys=True)) == expected[case], case
+    assert_golden(projects, tmp_path)
     assert len(opened) == len(CASES)
 
 
@@ -101,14 +83,7 @@ def test_a_failure_while_the_readers_wait_stops_the_process_and_leaves_nothing(o
     monkeypatch.setattr(export_readers, "STREAM_QUEUE", 1)
     monkeypatch.setattr(export_readers, "STREAM_BATCH_ROWS", 1)  # a record batch per row: the queues fill at once
     monkeypatch.setattr(reading, "CHUNK_JUDGMENTS", 1)
-    opened = []
-    process = export_readers._SQLiteProcess
-
-    def watched(*args):
-        opened.append(process(*args))
-        return opened[-1]
-
-    monkeypatch.setattr(export_readers, "_SQLiteProcess", watched)
+    opened = watch(monkeypatch, export_readers, "_SQLiteProcess")
 
     def broken(*args, **kwargs):
         raise OSError("No space left on device")
@@ -127,3 +102,4 @@ def test_an_in_memory_database_is_read_through_djangos_connection(transactional_
     if connection.vendor != "sqlite":
         pytest.skip("SQLite's in-memory test database")
     assert connection.is_in_memory_db() and export_readers._sqlite_uri() is None
+    assert isinstance(export_readers.opened({}, {}), export_readers._DjangoConnection)

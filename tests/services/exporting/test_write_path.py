@@ -9,8 +9,8 @@ import pytest
 
 from labeling.db import export_readers
 from labeling.services.exporting import ExportOptions, preferences_export, reading, rows
-from tests.services.exporting.test_golden_rows import CASES, GOLDEN, build, snapshot
 from tests.services.exporting.test_golden_rows import PAIRWISE as PLAN
+from tests.services.exporting.test_golden_rows import assert_golden, build
 
 
 @pytest.fixture
@@ -54,14 +54,10 @@ def test_the_garbage_collector_gets_every_object_back(judged, tmp_path, monkeypa
 
 
 def test_chunks_of_one_item_give_the_same_rows(judged, tmp_path, monkeypatch):
-    project, names = judged
     monkeypatch.setattr(reading, "CHUNK_JUDGMENTS", 1)
     monkeypatch.setattr(export_readers, "CURSOR_ROWS", 2)
-    expected = json.loads(GOLDEN.read_text())
 
-    for case in ("default-all-margin", "raw-gold-test-split", "unpaired"):
-        got = snapshot(project, names, tmp_path / case, CASES[case][1])
-        assert json.loads(json.dumps(got, sort_keys=True)) == expected[case], case
+    assert_golden({"pairwise": judged}, tmp_path, ["default-all-margin", "raw-gold-test-split", "unpaired"])
 
 
 def test_a_project_without_judgments_writes_empty_splits_with_every_column(db, tmp_path):
@@ -77,10 +73,8 @@ def test_a_project_without_judgments_writes_empty_splits_with_every_column(db, t
 @pytest.mark.parametrize("size", [2, 3])
 def test_chunks_mixing_one_vote_and_other_items_give_the_same_rows(judged, tmp_path, monkeypatch, size):
     """One-vote items are built by Arrow and the others by the general path, then merged in item order."""
-    project, names = judged
     monkeypatch.setattr(reading, "CHUNK_JUDGMENTS", size)
     monkeypatch.setattr(export_readers, "CURSOR_ROWS", 1)
-    expected = json.loads(GOLDEN.read_text())
     batches = []
     read_chunks = rows.chunks
 
@@ -91,7 +85,5 @@ def test_chunks_mixing_one_vote_and_other_items_give_the_same_rows(judged, tmp_p
 
     monkeypatch.setattr(rows, "chunks", counted)
 
-    for case in ("default", "default-standard-margin", "default-gold-test-split"):
-        got = snapshot(project, names, tmp_path / case, CASES[case][1])
-        assert json.loads(json.dumps(got, sort_keys=True)) == expected[case], case
+    assert_golden({"pairwise": judged}, tmp_path, ["default", "default-standard-margin", "default-gold-test-split"])
     assert len(batches) > 3
