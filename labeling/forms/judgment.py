@@ -39,14 +39,17 @@ class JudgmentForm(Form):
             "criteria": self.criteria_answers(),
         }
 
+    def ranks_posted(self) -> dict[int, str]:
+        """The rank typed for each response, by id ("" where none was); a refused form shows them again."""
+        return {pk: self.data.get(f"rank_{pk}", "") for pk in self.assignment.shown_order}
+
     def _ranking(self) -> list[list[int]]:
-        posted, shown_order = self.data, self.assignment.shown_order
-        if self.project.mode == Project.Mode.RANKING or len(shown_order) > 2:
-            ranks = {str(pk): posted.get(f"rank_{pk}", "") for pk in shown_order}
+        if self.project.mode == Project.Mode.RANKING or len(self.assignment.shown_order) > 2:
+            ranks = {str(pk): rank for pk, rank in self.ranks_posted().items()}
             if not all(ranks.values()):
                 raise InvalidInput("Give every response a rank (1 = best; equal ranks are a tie).")
             return ranking_from_ranks(assignment=self.assignment, ranks=ranks)
-        return ranking_from_choice(assignment=self.assignment, choice=posted.get("choice", ""))
+        return ranking_from_choice(assignment=self.assignment, choice=self.data.get("choice", ""))
 
     def _strength(self) -> int | None:
         strength = self.data.get("strength") or None

@@ -47,7 +47,7 @@ _PLAIN = MarkdownIt("commonmark").enable("table").enable("strikethrough")
 
 
 def response_label(position: int) -> str:
-    """The letter the Items page gives the response at `position` (0 = A)."""
+    """The letter of the response at `position` (0 = A): stored on the Items page, as shown on the annotate page."""
     return LABELS[position] if 0 <= position < len(LABELS) else f"#{position + 1}"
 
 

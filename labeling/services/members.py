@@ -65,14 +65,14 @@ def _member_user(username: str, *, create: bool, password: str | None) -> User:
         if password:
             raise InvalidInput(
                 f"User '{username}' already exists, and adding a member never changes an account: "
-                f"add them without a password (and without 'create'). To change a password, an "
-                f"administrator runs `manage.py changepassword {username}`."
+                "add them without a password (in the browser, untick 'Create a new user'). "
+                f"An administrator changes a password with `manage.py changepassword {username}`."
             )
         return user
     if not create:
         raise NotFound(
-            f"User '{username}' does not exist; pass --create to create it "
-            "(API: \"create\": true; browser: tick 'Create a new user')."
+            f"User '{username}' does not exist: check the name, or ask for the account to be created "
+            "(browser: tick 'Create a new user'; command line: --create; API: \"create\": true)."
         )
     user = _new_user(username)
     if password:

@@ -16,12 +16,12 @@ from labeling.models import Assignment, Judgment, Project
 from labeling.rendering import render_diff
 from labeling.services.assignment import assignment_next, assignment_prefetch, assignment_skip
 from labeling.services.errors import DomainError, ItemWithdrawn
+from labeling.services.items import response_label
 from labeling.services.judgments import judgment_revise, judgment_submit, judgments_history
 from labeling.services.progress import annotator_progress
 from labeling.services.rankings import rank_of
 from labeling.views.common import UNPROCESSABLE, AuthenticatedHttpRequest
 
-LABELS = "ABCDEFGH"
 STRENGTHS = ((1, "slightly", "Z"), (2, "clearly", "X"), (3, "much", "C"))
 
 
@@ -46,14 +46,15 @@ def item_context(
     `judgment`: the one being revised; `form`: a refused form, shown again with what was posted.
     """
     posted = form.data if form is not None else None
-    ranks = rank_of(judgment.ranking, start=1) if judgment is not None else {}
-    if posted is not None:
-        ranks = {pk: posted.get(f"rank_{pk}", "") for pk in assignment.shown_order}
+    if form is not None:
+        ranks: dict = form.ranks_posted()
+    else:
+        ranks = rank_of(judgment.ranking, start=1) if judgment is not None else {}
     answers = form.criteria_answers() if form is not None else (judgment.criteria if judgment else {}) or {}
     shown = [
         ShownResponse(
             pk=response.pk,
-            label=LABELS[index] if index < len(LABELS) else "",
+            label=response_label(index),  # by the order shown, not by stored position
             model=response.model,
             content=response.content,
             rank=ranks.get(response.pk, ""),

@@ -236,3 +236,46 @@ def test_a_criterion_asked_once_per_item_is_shown_once_not_under_every_response(
         re.findall(r'name="criteria\.facts[^"]*"', html)
     )
     assert 'name="criteria.facts"' not in html
+
+
+CRITERIA = [
+    {"key": "safety", "label": "Is the exchange safe?", "type": "likert", "per_response": False, "required": False},
+    {"key": "facts", "label": "Factually correct?", "type": "likert", "per_response": True, "required": False},
+]
+
+
+def _checked(html: str, name: str) -> set[str]:
+    """The values of the checked radio buttons called `name`."""
+    return set(re.findall(rf'name="{re.escape(name)}" value="(\d)" checked', html))
+
+
+def test_a_refused_judgment_keeps_the_item_and_per_response_answers(client_for, annotator, project, items):
+    project.criteria = CRITERIA
+    project.save(update_fields=["criteria"])
+    client = client_for(annotator)
+    client.get(reverse("labeling:annotate", args=[project.slug]))
+    assignment = _current_assignment(annotator)
+    left, right = assignment.shown_order
+    posted = {"criteria.safety": "4", f"criteria.facts.{left}": "2", f"criteria.facts.{right}": "5"}  # no choice
+    response = client.post(reverse("labeling:judge", args=[project.slug, assignment.pk]), posted)
+    assert response.status_code == 422 and "Choose A, B or tie" in response.content.decode()
+    html = response.content.decode()
+    assert _checked(html, "criteria.safety") == {"4"}
+    assert _checked(html, f"criteria.facts.{left}") == {"2"} and _checked(html, f"criteria.facts.{right}") == {"5"}
+    assert not Judgment.objects.exists()
+
+
+def test_reopening_a_judgment_shows_its_item_and_per_response_answers(client_for, annotator, project, items):
+    project.criteria = CRITERIA
+    project.save(update_fields=["criteria"])
+    client = client_for(annotator)
+    client.get(reverse("labeling:annotate", args=[project.slug]))
+    assignment = _current_assignment(annotator)
+    left, right = assignment.shown_order
+    posted = {"choice": "A", "criteria.safety": "3", f"criteria.facts.{left}": "1", f"criteria.facts.{right}": "4"}
+    client.post(reverse("labeling:judge", args=[project.slug, assignment.pk]), posted)
+    judgment = Judgment.objects.get(assignment=assignment)
+    assert judgment.criteria == {"safety": 3, "facts": {str(left): 1, str(right): 4}}
+    html = client.get(reverse("labeling:revise", args=[project.slug, judgment.pk])).content.decode()
+    assert _checked(html, "criteria.safety") == {"3"}
+    assert _checked(html, f"criteria.facts.{left}") == {"1"} and _checked(html, f"criteria.facts.{right}") == {"4"}
